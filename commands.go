@@ -1,0 +1,131 @@
+package betasync
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reply statuses, as in LiteLLM.
+const (
+	StatusSuccess = "success"
+	StatusError   = "error"
+)
+
+// Bounds of a schedule interval, in hours.
+const (
+	MinIntervalHours = 0.01
+	MaxIntervalHours = 8760
+)
+
+// ReloadResult answers a reload: LiteLLM's keys plus ours.
+type ReloadResult struct {
+	Status         string    `json:"status"`
+	Message        string    `json:"message"`
+	ProvidersCount int       `json:"providers_count"`
+	Timestamp      time.Time `json:"timestamp"`
+	Version        uint64    `json:"version"`
+	Changed        bool      `json:"changed"`
+	Source         string    `json:"source"`
+	Hash           string    `json:"hash"`
+	URL            string    `json:"url,omitempty"`
+}
+
+// ScheduleResult answers setting a schedule.
+type ScheduleResult struct {
+	Status        string     `json:"status"`
+	Message       string     `json:"message"`
+	IntervalHours float64    `json:"interval_hours"`
+	NextRun       *time.Time `json:"next_run"`
+	Timestamp     time.Time  `json:"timestamp"`
+}
+
+// CancelResult answers cancelling a schedule.
+type CancelResult struct {
+	Status    string    `json:"status"`
+	Message   string    `json:"message"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// ScheduleStatus is the shared schedule and the current version, the same
+// from every replica. Times are UTC; absent times are null.
+type ScheduleStatus struct {
+	Scheduled     bool       `json:"scheduled"`
+	IntervalHours *float64   `json:"interval_hours"`
+	LastRun       *time.Time `json:"last_run"`
+	NextRun       *time.Time `json:"next_run"`
+	LastSuccess   *time.Time `json:"last_success"`
+	LastError     *RunError  `json:"last_error"`
+	ConfigVersion uint64     `json:"config_version"`
+	ConfigSource  string     `json:"config_source"`
+	ConfigHash    string     `json:"config_hash"`
+	LockHolder    string     `json:"lock_holder"`
+}
+
+// RunError is the last failed reload.
+type RunError struct {
+	Time    time.Time `json:"time"`
+	Message string    `json:"message"`
+}
+
+// ErrorReply is the body of a failed command.
+type ErrorReply struct {
+	Status  string `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Schedule is the shared schedule record stored in KV.
+type Schedule struct {
+	IntervalHours float64    `json:"interval_hours,omitempty"` // 0: not scheduled
+	LastRun       *time.Time `json:"last_run,omitempty"`
+	NextRun       *time.Time `json:"next_run,omitempty"`
+	LastSuccess   *time.Time `json:"last_success,omitempty"`
+	LastError     *RunError  `json:"last_error,omitempty"`
+	Failures      int        `json:"failures,omitempty"` // consecutive failed scheduled runs
+	// Fence is the lease token of the newest holder that wrote the record;
+	// a holder with an older token may no longer write it.
+	Fence uint64 `json:"fence,omitempty"`
+}
+
+// Interval returns the schedule interval as a duration.
+func (s *Schedule) Interval() time.Duration {
+	return time.Duration(s.IntervalHours * float64(time.Hour))
+}
+
+// ParseHours reads a schedule interval from a command payload's hours: a
+// JSON number, or a string holding one (what an HTTP query carries). Missing
+// or not a number is EUNPROCESSABLE; a number out of range (NaN and
+// infinities included) is EINVALID.
+func ParseHours(raw json.RawMessage) (float64, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || s == "null" {
+		return 0, Errorf(EUNPROCESSABLE, "hours is required: a number of hours from %g to %g", MinIntervalHours, float64(MaxIntervalHours))
+	}
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, Errorf(EUNPROCESSABLE, "hours must be a number")
+		}
+		s = strings.TrimSpace(s)
+	}
+	h, err := strconv.ParseFloat(s, 64)
+	if err != nil && !isRangeErr(err) {
+		return 0, Errorf(EUNPROCESSABLE, "hours must be a number, got %q", s)
+	}
+	return h, ValidateHours(h)
+}
+
+func isRangeErr(err error) bool {
+	ne, ok := err.(*strconv.NumError)
+	return ok && ne.Err == strconv.ErrRange
+}
+
+// ValidateHours rejects intervals outside [MinIntervalHours, MaxIntervalHours].
+func ValidateHours(h float64) error {
+	if math.IsNaN(h) || h < MinIntervalHours || h > MaxIntervalHours {
+		return Errorf(EINVALID, "hours must be from %g to %g, got %g", MinIntervalHours, float64(MaxIntervalHours), h)
+	}
+	return nil
+}

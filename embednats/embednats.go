@@ -1,0 +1,82 @@
+// Package embednats runs a nats-server with JetStream inside the process, so
+// one command runs betasync on one machine, and tests get a real server.
+package embednats
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config describes the embedded server.
+type Config struct {
+	// Listen is host:port for clients; port -1 picks a free port.
+	Listen string
+	// StoreDir is JetStream's directory; it is created if missing.
+	StoreDir string
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// ReadyTimeout bounds the wait for the server to accept clients.
+	ReadyTimeout time.Duration
+}
+
+// MaxPayload is the embedded server's message size limit: room for a
+// maximum-size mapping plus its envelope.
+const MaxPayload = 4 << 20
+
+// Start runs the server and waits until it accepts clients. Stop it with
+// Shutdown and WaitForShutdown.
+func Start(cfg Config) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embednats: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embednats: listen port %q: %w", portStr, err)
+	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
+		return nil, fmt.Errorf("embednats: store dir: %w", err)
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	opts := &server.Options{
+		ServerName: "betasync-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		MaxPayload: MaxPayload,
+		NoSigs:     true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embednats: %w", err)
+	}
+	if cfg.Logger != nil {
+		srv.SetLoggerV2(logAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("embednats: server not ready for connections within %s", cfg.ReadyTimeout)
+	}
+	return srv, nil
+}
+
+// logAdapter sends the server's printf-style logs to slog.
+type logAdapter struct{ l *slog.Logger }
+
+func (a logAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,122 @@
+// Package publisher is betasync's bus contract over core NATS: it announces
+// new mapping versions on config.updated, serves the commands as the NATS
+// micro service "betasync", and is the client the HTTP API (and any Go
+// program) uses to send those commands.
+//
+// Nothing here dials, drains or closes a connection: every function takes
+// the caller's *nats.Conn.
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/betasync/betasync"
+)
+
+// Announce publishes env on config.updated and flushes, so the server has it
+// when Announce returns.
+func Announce(ctx context.Context, nc *nats.Conn, env betasync.Envelope) error {
+	data, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("publisher: encoding version %d: %w", env.Version, err)
+	}
+	if err := nc.Publish(betasync.SubjectConfigUpdated, data); err != nil {
+		return fmt.Errorf("publisher: announcing version %d: %w", env.Version, err)
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("publisher: announcing version %d: %w", env.Version, err)
+	}
+	return nil
+}
+
+// Client sends commands to whichever worker replica answers.
+type Client struct {
+	nc *nats.Conn
+}
+
+// NewClient returns a client on nc. Each call's deadline comes from its ctx;
+// without one, DefaultTimeout applies.
+func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+
+// DefaultTimeout bounds a command whose context has no deadline. It is
+// longer than the worker's default fetch timeout.
+const DefaultTimeout = 30 * time.Second
+
+// Reload asks a worker to fetch the mapping now.
+func (c *Client) Reload(ctx context.Context) (betasync.ReloadResult, error) {
+	var r betasync.ReloadResult
+	return r, c.request(ctx, betasync.SubjectReload, nil, &r)
+}
+
+// SetSchedule asks a worker to reload every hours hours. hours is passed
+// as written (a query parameter, say) and validated by the worker: "" is
+// missing (EUNPROCESSABLE).
+func (c *Client) SetSchedule(ctx context.Context, hours string) (betasync.ScheduleResult, error) {
+	payload := []byte(`{}`)
+	if hours != "" {
+		payload, _ = json.Marshal(map[string]string{"hours": hours}) // a map of strings always encodes
+	}
+	var r betasync.ScheduleResult
+	return r, c.request(ctx, betasync.SubjectScheduleSet, payload, &r)
+}
+
+// CancelSchedule asks a worker to cancel the schedule.
+func (c *Client) CancelSchedule(ctx context.Context) (betasync.CancelResult, error) {
+	var r betasync.CancelResult
+	return r, c.request(ctx, betasync.SubjectScheduleCancel, nil, &r)
+}
+
+// Status asks a worker for the shared schedule status.
+func (c *Client) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
+	var r betasync.ScheduleStatus
+	return r, c.request(ctx, betasync.SubjectScheduleStatus, nil, &r)
+}
+
+func (c *Client) request(ctx context.Context, subject string, payload []byte, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	msg, err := c.nc.RequestWithContext(ctx, subject, payload)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return betasync.Errorf(betasync.EUNAVAILABLE, "no betasync worker is answering on %s", subject)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return betasync.Errorf(betasync.EUNAVAILABLE, "no betasync worker answered %s in time", subject)
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+		return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS")
+	case err != nil:
+		return betasync.Errorf(betasync.EUNAVAILABLE, "request %s: %v", subject, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return replyError(msg, code)
+	}
+	if err := json.Unmarshal(msg.Data, out); err != nil {
+		return betasync.Errorf(betasync.EINTERNAL, "the worker's reply to %s is not valid: %v", subject, err)
+	}
+	return nil
+}
+
+func replyError(msg *nats.Msg, code string) error {
+	status, err := strconv.Atoi(code)
+	if err != nil {
+		status = 500
+	}
+	var body betasync.ErrorReply
+	if json.Unmarshal(msg.Data, &body) != nil || body.Message == "" {
+		body.Message = msg.Header.Get(micro.ErrorHeader)
+	}
+	if body.Code == "" {
+		body.Code = betasync.CodeForStatus(status)
+	}
+	return &betasync.Error{Code: body.Code, Message: body.Message}
+}

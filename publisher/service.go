@@ -1,0 +1,185 @@
+package publisher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/betasync/betasync"
+)
+
+// Handler carries out the commands; the worker implements it.
+type Handler interface {
+	Reload(ctx context.Context) (betasync.ReloadResult, error)
+	SetSchedule(ctx context.Context, hours float64) (betasync.ScheduleResult, error)
+	CancelSchedule(ctx context.Context) (betasync.CancelResult, error)
+	Status(ctx context.Context) (betasync.ScheduleStatus, error)
+}
+
+// ServiceConfig configures Serve.
+type ServiceConfig struct {
+	Version   string        // the service version (semver), shown by `nats micro ls`
+	ReplicaID string        // names this replica in the service metadata
+	Timeout   time.Duration // bounds one command; 30s when 0
+	Logger    *slog.Logger  // nil discards
+	// MaxInFlight bounds the commands handled at once; 64 when 0.
+	MaxInFlight int
+}
+
+// Service is the running micro service.
+type Service struct {
+	svc    micro.Service
+	h      Handler
+	cfg    ServiceConfig
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	stop   sync.Once
+	stopEr error
+}
+
+// Serve registers the betasync micro service on nc, in the default queue
+// group, so each command is answered by one replica. Each request is handled
+// on its own goroutine (so concurrent reloads can be coalesced), bounded by
+// MaxInFlight.
+func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "0.0.0"
+	}
+	s := &Service{h: h, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        betasync.ServiceName,
+		Version:     cfg.Version,
+		Description: "betasync: reload and schedule the anthropic-beta mapping",
+		Metadata:    map[string]string{"replica": cfg.ReplicaID},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.svc = svc
+	endpoints := []struct {
+		name, subject string
+		fn            func(ctx context.Context, payload []byte) (any, error)
+	}{
+		{"reload", betasync.SubjectReload, s.reload},
+		{"schedule_set", betasync.SubjectScheduleSet, s.scheduleSet},
+		{"schedule_cancel", betasync.SubjectScheduleCancel, s.scheduleCancel},
+		{"schedule_status", betasync.SubjectScheduleStatus, s.scheduleStatus},
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.name, s.async(e.fn), micro.WithEndpointSubject(e.subject)); err != nil {
+			_ = svc.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Stop unsubscribes and waits for the commands in flight. Calling it twice is
+// safe.
+func (s *Service) Stop() error {
+	s.stop.Do(func() {
+		s.stopEr = s.svc.Stop()
+		s.wg.Wait()
+	})
+	return s.stopEr
+}
+
+// Info returns the micro service's description.
+func (s *Service) Info() micro.Info { return s.svc.Info() }
+
+// async answers each request on its own goroutine.
+func (s *Service) async(fn func(ctx context.Context, payload []byte) (any, error)) micro.HandlerFunc {
+	return func(req micro.Request) {
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			respondError(req, betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID), s.cfg.Logger)
+			return
+		}
+		s.wg.Go(func() {
+			defer func() { <-s.sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+			defer cancel()
+			out, err := fn(ctx, req.Data())
+			if err != nil {
+				respondError(req, err, s.cfg.Logger)
+				return
+			}
+			if err := req.RespondJSON(out); err != nil {
+				s.cfg.Logger.Warn("command reply failed", "subject", req.Subject(), "err", err)
+			}
+		})
+	}
+}
+
+func respondError(req micro.Request, err error, log *slog.Logger) {
+	code := betasync.ErrorCode(err)
+	if code == betasync.EINTERNAL {
+		log.Error("command failed", "subject", req.Subject(), "err", err)
+	}
+	body, _ := json.Marshal(betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: betasync.ErrorMessage(err)})
+	if rerr := req.Error(strconv.Itoa(betasync.Status(code)), betasync.ErrorMessage(err), body); rerr != nil {
+		log.Warn("command error reply failed", "subject", req.Subject(), "err", rerr)
+	}
+}
+
+// decodeObject parses an optional JSON-object payload.
+func decodeObject(payload []byte) (map[string]json.RawMessage, error) {
+	fields := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return fields, nil
+	}
+	if err := json.Unmarshal(payload, &fields); err != nil || fields == nil {
+		return nil, betasync.Errorf(betasync.EINVALID, "payload must be empty or a JSON object")
+	}
+	return fields, nil
+}
+
+func (s *Service) reload(ctx context.Context, payload []byte) (any, error) {
+	if _, err := decodeObject(payload); err != nil {
+		return nil, err
+	}
+	return s.h.Reload(ctx)
+}
+
+func (s *Service) scheduleSet(ctx context.Context, payload []byte) (any, error) {
+	fields, err := decodeObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	hours, err := betasync.ParseHours(fields["hours"])
+	if err != nil {
+		return nil, err
+	}
+	return s.h.SetSchedule(ctx, hours)
+}
+
+func (s *Service) scheduleCancel(ctx context.Context, payload []byte) (any, error) {
+	if _, err := decodeObject(payload); err != nil {
+		return nil, err
+	}
+	return s.h.CancelSchedule(ctx)
+}
+
+func (s *Service) scheduleStatus(ctx context.Context, payload []byte) (any, error) {
+	if _, err := decodeObject(payload); err != nil {
+		return nil, err
+	}
+	return s.h.Status(ctx)
+}
