@@ -77,8 +77,9 @@ func TestParseFixtureRoundTrip(t *testing.T) {
 	t.Run("canonical JSON is compact, sorted and valid", func(t *testing.T) {
 		js := m.JSON()
 		require.True(t, json.Valid(js))
-		assert.NotContains(t, string(js), "\n")
-		assert.NotContains(t, string(js), ": ")
+		var compact bytes.Buffer
+		require.NoError(t, json.Compact(&compact, js))
+		assert.Equal(t, compact.String(), string(js), "no insignificant white space")
 		assert.True(t, bytes.HasPrefix(js, []byte(`{"anthropic":{"advanced-tool-use-2025-11-20":"advanced-tool-use-2025-11-20","advisor-tool-2026-03-01":`)), "got %.120s", js)
 		assert.Contains(t, string(js), `"bash_20241022":null`)
 		// The description holds an apostrophe; nothing is HTML-escaped.

@@ -127,15 +127,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 	}, nil
 }
 
-// OpenMappings binds to an existing mapping bucket without creating it, for
-// pods whose NATS user may only read.
-func OpenMappings(ctx context.Context, js jetstream.JetStream) (*Mappings, error) {
-	b, err := js.KeyValue(ctx, betasync.BucketConfig)
+// OpenMappings binds to an existing mapping bucket (betasync.BucketConfig
+// unless renamed) without creating it, for pods whose NATS user may only
+// read.
+func OpenMappings(ctx context.Context, js jetstream.JetStream, bucket string) (*Mappings, error) {
+	b, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			return nil, betasync.Errorf(betasync.ENOTFOUND, "bucket %s does not exist yet: no worker has started", betasync.BucketConfig)
+			return nil, betasync.Errorf(betasync.ENOTFOUND, "bucket %s does not exist yet: no worker has started", bucket)
 		}
-		return nil, fmt.Errorf("kv: bucket %s: %w", betasync.BucketConfig, err)
+		return nil, fmt.Errorf("kv: bucket %s: %w", bucket, err)
 	}
 	return &Mappings{kv: b}, nil
 }

@@ -31,6 +31,11 @@ func Announce(ctx context.Context, nc *nats.Conn, env betasync.Envelope) error {
 	if err := nc.Publish(betasync.SubjectConfigUpdated, data); err != nil {
 		return fmt.Errorf("publisher: announcing version %d: %w", env.Version, err)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
 	if err := nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("publisher: announcing version %d: %w", env.Version, err)
 	}

@@ -162,7 +162,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		cfg:     cfg,
 		deps:    deps,
 		fetcher: newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
-		log:     cfg.Logger.With("replica", cfg.ReplicaID),
+		log:     cfg.Logger,
 	}
 	w.manual = coalescer{run: w.manualReload, wg: &w.wg}
 	return w, nil

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/betasync/betasync/worker"
+)
+
+// envVars lists every variable the daemon reads, with its default, in the
+// order the README documents them.
+var envVars = []struct{ name, def, doc string }{
+	{"LITELLM_ANTHROPIC_BETA_HEADERS_URL", worker.DefaultURL, "where to fetch the mapping (http or https)"},
+	{"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "False", "True: never fetch; reload re-reads BETASYNC_LOCAL_CONFIG (or the embedded mapping)"},
+	{"LITELLM_MASTER_KEY", "", "master (admin) key for the API; generated and printed at start when no key is configured"},
+	{"NATS_URL", "", "join this NATS (comma-separated URLs); empty: run an embedded server"},
+	{"NATS_USER", "", "NATS user name (with NATS_PASSWORD)"},
+	{"NATS_PASSWORD", "", "NATS password"},
+	{"NATS_TOKEN", "", "NATS token"},
+	{"NATS_CREDS", "", "NATS credentials file (JWT + NKey)"},
+	{"NATS_CA", "", "CA file to verify the NATS servers"},
+	{"NATS_CERT", "", "client certificate for NATS TLS (with NATS_KEY)"},
+	{"NATS_KEY", "", "client key for NATS TLS"},
+	{"BETASYNC_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client address"},
+	{"BETASYNC_DATA_DIR", "./data", "embedded NATS JetStream directory"},
+	{"BETASYNC_NATS_CONNECT_TIMEOUT", "10s", "how long to wait for NATS at start"},
+	{"BETASYNC_HTTP_ADDR", ":4000", "admin API address"},
+	{"BETASYNC_ROLES", "api,worker", "what this replica runs: api, worker, or both"},
+	{"BETASYNC_REPLICA_ID", "<hostname>-<pid>", "names this replica in status and logs"},
+	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer)"},
+	{"BETASYNC_LOCAL_CONFIG", "", "local mapping file for local-only mode and the first version (default: embedded)"},
+	{"BETASYNC_FETCH_TIMEOUT", "10s", "timeout of one fetch, body included"},
+	{"BETASYNC_CHECK_INTERVAL", "10s", "how often each replica checks the schedule"},
+	{"BETASYNC_LOCK_TTL", "15s", "worker lease TTL; renewed every third of it"},
+	{"BETASYNC_KV_REPLICAS", "1", "JetStream KV bucket replicas (3 on a cluster)"},
+	{"BETASYNC_SHUTDOWN_TIMEOUT", "10s", "how long shutdown waits for requests in flight"},
+	{"BETASYNC_LOG_FORMAT", "auto", "text (coloured), json, or auto: text on a terminal, json otherwise"},
+	{"BETASYNC_LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+// config is the daemon's validated settings.
+type config struct {
+	url            string
+	localOnly      bool
+	localFile      string
+	masterKey      string
+	keysFile       string
+	natsURL        string
+	natsUser       string
+	natsPassword   string
+	natsToken      string
+	natsCreds      string
+	natsCA         string
+	natsCert       string
+	natsKey        string
+	natsListen     string
+	dataDir        string
+	connectTimeout time.Duration
+	httpAddr       string
+	api, worker    bool
+	replicaID      string
+	fetchTimeout   time.Duration
+	checkInterval  time.Duration
+	lockTTL        time.Duration
+	kvReplicas     int
+	shutdown       time.Duration
+	logFormat      string
+	logLevel       slog.Level
+}
+
+// loadConfig reads and checks the environment. Every error names the
+// variable at fault.
+func loadConfig(getenv func(string) string) (config, error) {
+	env := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, e := range envVars {
+			if e.name == name && !strings.HasPrefix(e.def, "<") {
+				return e.def
+			}
+		}
+		return ""
+	}
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	duration := func(name string) time.Duration {
+		d, err := time.ParseDuration(env(name))
+		if err != nil || d <= 0 {
+			fail("%s=%q: want a positive duration such as 10s", name, getenv(name))
+		}
+		return d
+	}
+	c := config{
+		url:          env("LITELLM_ANTHROPIC_BETA_HEADERS_URL"),
+		localFile:    env("BETASYNC_LOCAL_CONFIG"),
+		masterKey:    getenv("LITELLM_MASTER_KEY"),
+		keysFile:     env("BETASYNC_KEYS_FILE"),
+		natsURL:      env("NATS_URL"),
+		natsUser:     env("NATS_USER"),
+		natsPassword: getenv("NATS_PASSWORD"),
+		natsToken:    getenv("NATS_TOKEN"),
+		natsCreds:    env("NATS_CREDS"),
+		natsCA:       env("NATS_CA"),
+		natsCert:     env("NATS_CERT"),
+		natsKey:      env("NATS_KEY"),
+		natsListen:   env("BETASYNC_NATS_LISTEN"),
+		dataDir:      env("BETASYNC_DATA_DIR"),
+		httpAddr:     env("BETASYNC_HTTP_ADDR"),
+		replicaID:    env("BETASYNC_REPLICA_ID"),
+	}
+	c.connectTimeout = duration("BETASYNC_NATS_CONNECT_TIMEOUT")
+	c.fetchTimeout = duration("BETASYNC_FETCH_TIMEOUT")
+	c.checkInterval = duration("BETASYNC_CHECK_INTERVAL")
+	c.lockTTL = duration("BETASYNC_LOCK_TTL")
+	c.shutdown = duration("BETASYNC_SHUTDOWN_TIMEOUT")
+	if c.lockTTL > 0 && c.lockTTL < time.Second {
+		fail("BETASYNC_LOCK_TTL=%q: must be at least 1s", getenv("BETASYNC_LOCK_TTL"))
+	}
+
+	switch v := strings.ToLower(env("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS")); v {
+	case "true", "1", "yes":
+		c.localOnly = true
+	case "false", "0", "no":
+	default:
+		fail("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=%q: want True or False", v)
+	}
+	for role := range strings.SplitSeq(env("BETASYNC_ROLES"), ",") {
+		switch strings.TrimSpace(role) {
+		case "api":
+			c.api = true
+		case "worker":
+			c.worker = true
+		case "":
+		default:
+			fail("BETASYNC_ROLES=%q: roles are api and worker", getenv("BETASYNC_ROLES"))
+		}
+	}
+	if !c.api && !c.worker {
+		fail("BETASYNC_ROLES=%q: name at least one of api, worker", getenv("BETASYNC_ROLES"))
+	}
+	n, err := strconv.Atoi(env("BETASYNC_KV_REPLICAS"))
+	if err != nil || n < 1 || n > 5 {
+		fail("BETASYNC_KV_REPLICAS=%q: want 1 to 5", getenv("BETASYNC_KV_REPLICAS"))
+	}
+	c.kvReplicas = n
+	if c.replicaID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "betasync"
+		}
+		c.replicaID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	switch c.logFormat = strings.ToLower(env("BETASYNC_LOG_FORMAT")); c.logFormat {
+	case "auto", "text", "json":
+	default:
+		fail("BETASYNC_LOG_FORMAT=%q: want auto, text or json", getenv("BETASYNC_LOG_FORMAT"))
+	}
+	if err := c.logLevel.UnmarshalText([]byte(env("BETASYNC_LOG_LEVEL"))); err != nil {
+		fail("BETASYNC_LOG_LEVEL=%q: want debug, info, warn or error", getenv("BETASYNC_LOG_LEVEL"))
+	}
+	if (c.natsCert == "") != (c.natsKey == "") {
+		fail("NATS_CERT and NATS_KEY go together")
+	}
+	if c.natsURL == "" && c.dataDir != "" {
+		if err := checkWritableDir(c.dataDir); err != nil {
+			fail("BETASYNC_DATA_DIR=%q: %v", c.dataDir, err)
+		}
+	}
+	if len(errs) > 0 {
+		return config{}, fmt.Errorf("invalid settings:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return c, nil
+}
+
+// checkWritableDir creates dir if needed and proves it is writable.
+func checkWritableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".betasync-write-check-*")
+	if err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
+// newLogger returns tint's coloured handler on a terminal (or with
+// BETASYNC_LOG_FORMAT=text) and JSON otherwise.
+func newLogger(c config, w io.Writer) *slog.Logger {
+	terminal := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
+		}
+	}
+	if c.logFormat == "text" || (c.logFormat == "auto" && terminal) {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: c.logLevel, TimeFormat: time.TimeOnly, NoColor: !terminal}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.logLevel}))
+}

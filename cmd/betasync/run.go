@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// usageError is a bad command line: exit 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	if _, ok := errors.AsType[usageError](err); ok {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage:
+  betasync                          run the daemon (settings from the environment; see README)
+  betasync filter -provider P [-config FILE] [HEADER]
+                                    print the anthropic-beta value to send to provider P;
+                                    without HEADER, filter one header value per stdin line
+  betasync validate FILE            check a mapping document
+  betasync version                  print the version
+`
+
+// run is the whole program; main only wires the process to it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		return runDaemon(ctx, getenv, stdout, stderr)
+	}
+	switch args[1] {
+	case "filter":
+		return runFilter(args[2:], stdin, stdout, stderr)
+	case "validate":
+		return runValidate(args[2:], stdout)
+	case "version":
+		_, err := fmt.Fprintln(stdout, "betasync", version)
+		return err
+	case "help", "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	default:
+		return usageError{fmt.Sprintf("unknown command %q\n%s", args[1], usage)}
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

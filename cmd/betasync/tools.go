@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/betasync/betasync"
+)
+
+// runFilter prints the filtered anthropic-beta value for a provider.
+func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("filter", stderr)
+	provider := fs.String("provider", "", "provider to filter for, e.g. bedrock (required)")
+	config := fs.String("config", "", "mapping file (default: the embedded mapping)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err.Error()}
+	}
+	if *provider == "" {
+		return usageError{"filter: -provider is required"}
+	}
+	if fs.NArg() > 1 {
+		return usageError{"filter: give at most one HEADER argument (quote it)"}
+	}
+	m := betasync.Default()
+	if *config != "" {
+		var err error
+		if m, err = readMapping(*config); err != nil {
+			return err
+		}
+	}
+	if fs.NArg() == 1 {
+		_, err := fmt.Fprintln(stdout, m.HeaderValue(*provider, fs.Arg(0)))
+		return err
+	}
+	in := bufio.NewScanner(stdin)
+	in.Buffer(make([]byte, 64<<10), 1<<20)
+	out := bufio.NewWriter(stdout)
+	var buf []byte
+	for in.Scan() {
+		buf = m.AppendHeaderValue(buf[:0], *provider, in.Text())
+		buf = append(buf, '\n')
+		if _, err := out.Write(buf); err != nil {
+			return err
+		}
+	}
+	if err := in.Err(); err != nil {
+		return fmt.Errorf("filter: reading stdin: %w", err)
+	}
+	return out.Flush()
+}
+
+// runValidate checks a mapping file and prints a one-line summary.
+func runValidate(args []string, stdout io.Writer) error {
+	if len(args) != 1 {
+		return usageError{"validate: give exactly one FILE"}
+	}
+	m, err := readMapping(args[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s: valid: %s (%s)\n", args[0], m.Summary(), strings.Join(m.Providers(), ", "))
+	return err
+}
+
+func readMapping(path string) (*betasync.Mapping, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := betasync.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid: %s", path, betasync.ErrorMessage(err))
+	}
+	return m, nil
+}

@@ -1,0 +1,242 @@
+package betasync_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+)
+
+func TestParseHours(t *testing.T) {
+	tests := []struct {
+		name     string
+		raw      string
+		wantCode string // "" for success
+		want     float64
+	}{
+		// Missing or not a number.
+		{"missing", ``, betasync.EUNPROCESSABLE, 0},
+		{"blank", "  \n", betasync.EUNPROCESSABLE, 0},
+		{"null", `null`, betasync.EUNPROCESSABLE, 0},
+		{"string abc", `"abc"`, betasync.EUNPROCESSABLE, 0},
+		{"empty string", `""`, betasync.EUNPROCESSABLE, 0},
+		{"bare word", `abc`, betasync.EUNPROCESSABLE, 0},
+		{"true", `true`, betasync.EUNPROCESSABLE, 0},
+		{"false", `false`, betasync.EUNPROCESSABLE, 0},
+		{"object", `{}`, betasync.EUNPROCESSABLE, 0},
+		{"array", `[24]`, betasync.EUNPROCESSABLE, 0},
+		{"unterminated string", `"24`, betasync.EUNPROCESSABLE, 0},
+		{"number with unit", `"24h"`, betasync.EUNPROCESSABLE, 0},
+
+		// Out of range.
+		{"zero", `0`, betasync.EINVALID, 0},
+		{"negative", `-1`, betasync.EINVALID, -1},
+		{"below minimum", `0.001`, betasync.EINVALID, 0.001},
+		{"above maximum", `8761`, betasync.EINVALID, 8761},
+		{"above maximum as string", `"8760.5"`, betasync.EINVALID, 8760.5},
+		{"NaN", `"NaN"`, betasync.EINVALID, math.NaN()},
+		{"Inf", `"Inf"`, betasync.EINVALID, math.Inf(1)},
+		{"-Inf", `"-Inf"`, betasync.EINVALID, math.Inf(-1)},
+		{"Infinity", `"Infinity"`, betasync.EINVALID, math.Inf(1)},
+		{"overflow", `1e400`, betasync.EINVALID, math.Inf(1)},
+		{"overflow as string", `"1e400"`, betasync.EINVALID, math.Inf(1)},
+		{"negative overflow", `-1e400`, betasync.EINVALID, math.Inf(-1)},
+		{"underflow", `1e-400`, betasync.EINVALID, 0},
+
+		// Accepted.
+		{"24", `24`, "", 24},
+		{"24 as string", `"24"`, "", 24},
+		{"padded string", `" 1.5 "`, "", 1.5},
+		{"padded number", " 1.5\n", "", 1.5},
+		{"minimum", `0.01`, "", 0.01},
+		{"maximum", `8760`, "", 8760},
+		{"maximum as float", `8760.0`, "", 8760},
+		{"exponent", `2.4e1`, "", 24},
+		{"escaped string", `"\u0032\u0034"`, "", 24},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := betasync.ParseHours(json.RawMessage(tt.raw))
+			if tt.wantCode == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, h)
+				assert.NoError(t, betasync.ValidateHours(h))
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, tt.wantCode, betasync.ErrorCode(err), "error: %v", err)
+			assert.Contains(t, betasync.ErrorMessage(err), "hours")
+			if tt.wantCode == betasync.EINVALID {
+				if math.IsNaN(tt.want) {
+					assert.True(t, math.IsNaN(h))
+				} else {
+					assert.Equal(t, tt.want, h)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateHours(t *testing.T) {
+	tests := []struct {
+		h  float64
+		ok bool
+	}{
+		{betasync.MinIntervalHours, true},
+		{betasync.MaxIntervalHours, true},
+		{1, true},
+		{math.Nextafter(betasync.MinIntervalHours, 0), false},
+		{math.Nextafter(betasync.MaxIntervalHours, math.Inf(1)), false},
+		{0, false},
+		{math.Copysign(0, -1), false},
+		{math.NaN(), false},
+		{math.Inf(1), false},
+		{math.Inf(-1), false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.h), func(t *testing.T) {
+			err := betasync.ValidateHours(tt.h)
+			if tt.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.Equal(t, betasync.EINVALID, betasync.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func TestScheduleInterval(t *testing.T) {
+	tests := []struct {
+		hours float64
+		want  time.Duration
+	}{
+		{0, 0},
+		{0.01, 36 * time.Second},
+		{1.5, 90 * time.Minute},
+		{24, 24 * time.Hour},
+		{8760, 8760 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.hours), func(t *testing.T) {
+			s := betasync.Schedule{IntervalHours: tt.hours}
+			assert.Equal(t, tt.want, s.Interval())
+		})
+	}
+}
+
+func TestEnvelopeMapping(t *testing.T) {
+	m := parseFixture(t)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600))
+	env := betasync.NewEnvelope(m, betasync.SourceRemote, at)
+
+	t.Run("new envelope", func(t *testing.T) {
+		assert.Equal(t, m.Hash(), env.Hash)
+		assert.Equal(t, betasync.SourceRemote, env.Source)
+		assert.Equal(t, time.UTC, env.FetchedAt.Location())
+		assert.True(t, env.FetchedAt.Equal(at))
+		assert.JSONEq(t, string(m.JSON()), string(env.Config))
+		got, err := env.Mapping()
+		require.NoError(t, err)
+		assert.Equal(t, m.Hash(), got.Hash())
+	})
+
+	t.Run("survives a JSON round trip", func(t *testing.T) {
+		// json.Marshal HTML-escapes the raw config; the hash is of the
+		// content, so it still matches.
+		html := mustParseDoc(t, `{"description":"<b>&</b>","anthropic":{"a":"a"}}`)
+		for _, mm := range []*betasync.Mapping{m, html} {
+			e := betasync.NewEnvelope(mm, betasync.SourceLocal, at)
+			b, err := json.Marshal(e)
+			require.NoError(t, err)
+			var back betasync.Envelope
+			require.NoError(t, json.Unmarshal(b, &back))
+			got, err := back.Mapping()
+			require.NoError(t, err)
+			assert.Equal(t, mm.Hash(), got.Hash())
+		}
+	})
+
+	other := mustParseDoc(t, `{"anthropic":{"a":"a"}}`)
+	tests := []struct {
+		name   string
+		mutate func(e *betasync.Envelope)
+		want   []string
+	}{
+		{"hash mismatch", func(e *betasync.Envelope) { e.Hash = other.Hash() }, []string{"envelope hash", other.Hash(), m.Hash()}},
+		{"empty hash", func(e *betasync.Envelope) { e.Hash = "" }, []string{"envelope hash"}},
+		{"upper-case hash", func(e *betasync.Envelope) { e.Hash = fmt.Sprintf("%X", m.Hash()) }, []string{"envelope hash"}},
+		{"config swapped", func(e *betasync.Envelope) { e.Config = other.JSON() }, []string{"envelope hash", m.Hash()}},
+		{"config invalid", func(e *betasync.Envelope) { e.Config = json.RawMessage(`{"anthropic":{"a":1}}`) }, []string{`provider "anthropic": beta "a"`}},
+		{"config missing", func(e *betasync.Envelope) { e.Config = nil }, []string{"not valid JSON"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := env
+			tt.mutate(&e)
+			got, err := e.Mapping()
+			assert.Nil(t, got)
+			requireInvalid(t, err, tt.want...)
+		})
+	}
+}
+
+func TestStatusCodes(t *testing.T) {
+	tests := []struct {
+		code   string
+		status int
+	}{
+		{betasync.EINVALID, http.StatusBadRequest},
+		{betasync.EUNPROCESSABLE, http.StatusUnprocessableEntity},
+		{betasync.EUNAUTHORIZED, http.StatusUnauthorized},
+		{betasync.EFORBIDDEN, http.StatusForbidden},
+		{betasync.ENOTFOUND, http.StatusNotFound},
+		{betasync.ECONFLICT, http.StatusConflict},
+		{betasync.EUPSTREAM, http.StatusBadGateway},
+		{betasync.EUNAVAILABLE, http.StatusServiceUnavailable},
+		{betasync.EINTERNAL, http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			assert.Equal(t, tt.status, betasync.Status(tt.code))
+			assert.Equal(t, tt.code, betasync.CodeForStatus(tt.status))
+			assert.Equal(t, tt.code, betasync.CodeForStatus(betasync.Status(tt.code)), "round trip")
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		assert.Equal(t, http.StatusInternalServerError, betasync.Status("nope"))
+		assert.Equal(t, http.StatusInternalServerError, betasync.Status(""))
+		assert.Equal(t, betasync.EINTERNAL, betasync.CodeForStatus(http.StatusTeapot))
+		assert.Equal(t, betasync.EINTERNAL, betasync.CodeForStatus(0))
+	})
+}
+
+func TestErrorCodeAndMessage(t *testing.T) {
+	e := betasync.Errorf(betasync.ENOTFOUND, "no version %d", 7)
+	tests := []struct {
+		name        string
+		err         error
+		wantCode    string
+		wantMessage string
+	}{
+		{"nil", nil, "", ""},
+		{"direct", e, betasync.ENOTFOUND, "no version 7"},
+		{"wrapped", fmt.Errorf("loading: %w", e), betasync.ENOTFOUND, "no version 7"},
+		{"joined", errors.Join(errors.New("first"), e), betasync.ENOTFOUND, "no version 7"},
+		{"plain error", errors.New("dial tcp: secret detail"), betasync.EINTERNAL, "internal error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.wantCode, betasync.ErrorCode(tt.err))
+			assert.Equal(t, tt.wantMessage, betasync.ErrorMessage(tt.err))
+		})
+	}
+	assert.Equal(t, "betasync: not_found: no version 7", e.Error())
+}

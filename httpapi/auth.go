@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// Roles a key may hold. Admin may do everything; viewer may read the status
+// and the current mapping.
+const (
+	RoleAdmin  = "admin"
+	RoleViewer = "viewer"
+)
+
+// Key is one API key, stored as the sha256 of the secret.
+type Key struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Role   string `json:"role"`
+
+	sum [sha256.Size]byte
+}
+
+// Keyring authenticates API keys in constant time.
+type Keyring struct {
+	keys []Key
+}
+
+// NewKeyring returns a keyring with the master key (admin) and keys. A
+// master key of "" adds none.
+func NewKeyring(master string, keys []Key) (*Keyring, error) {
+	kr := &Keyring{}
+	if master != "" {
+		kr.keys = append(kr.keys, Key{Name: "master", Role: RoleAdmin, sum: sha256.Sum256([]byte(master))})
+	}
+	for i, k := range keys {
+		if k.Name == "" {
+			return nil, fmt.Errorf("key %d: name is required", i)
+		}
+		if k.Role != RoleAdmin && k.Role != RoleViewer {
+			return nil, fmt.Errorf("key %q: role must be %q or %q, not %q", k.Name, RoleAdmin, RoleViewer, k.Role)
+		}
+		sum, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("key %q: sha256 must be 64 hex digits", k.Name)
+		}
+		copy(k.sum[:], sum)
+		kr.keys = append(kr.keys, k)
+	}
+	return kr, nil
+}
+
+// LoadKeys reads a keys file: a JSON array of {"name", "sha256", "role"}.
+func LoadKeys(path string) ([]Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys []Key
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&keys); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON array of {\"name\", \"sha256\", \"role\"}: %w", path, err)
+	}
+	return keys, nil
+}
+
+// Len returns the number of keys.
+func (kr *Keyring) Len() int { return len(kr.keys) }
+
+// authenticate returns the key whose secret is token. Every key is compared,
+// in constant time, so timing does not tell which one matched or how far.
+func (kr *Keyring) authenticate(token string) (Key, bool) {
+	sum := sha256.Sum256([]byte(token))
+	var found Key
+	ok := 0
+	for _, k := range kr.keys {
+		if subtle.ConstantTimeCompare(sum[:], k.sum[:]) == 1 {
+			found, ok = k, 1
+		}
+	}
+	return found, ok == 1
+}
+
+// token extracts the API key from Authorization: Bearer or x-litellm-api-key.
+func token(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if scheme, rest, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(rest)
+		}
+		return ""
+	}
+	return strings.TrimSpace(r.Header.Get("X-Litellm-Api-Key"))
+}
+
+func allowed(have, need string) bool {
+	return have == RoleAdmin || have == need
+}

@@ -1,0 +1,155 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/betasync/betasync"
+)
+
+// auth admits requests whose key holds role (admin holds every role).
+func (s *server) auth(role string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := token(r)
+		if tok == "" {
+			writeError(w, r, s.log, betasync.Errorf(betasync.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key> or x-litellm-api-key"), "")
+			return
+		}
+		key, ok := s.cfg.Keys.authenticate(tok)
+		if !ok {
+			writeError(w, r, s.log, betasync.Errorf(betasync.EUNAUTHORIZED, "invalid API key"), "")
+			return
+		}
+		if !allowed(key.Role, role) {
+			writeError(w, r, s.log, betasync.Errorf(betasync.EFORBIDDEN, "key %q has role %q; this endpoint needs %q", key.Name, key.Role, role), "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) commandContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
+}
+
+func (s *server) handleReload() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.commandContext(r)
+		defer cancel()
+		res, err := s.cfg.Commands.Reload(ctx)
+		if err != nil {
+			writeError(w, r, s.log, err, "")
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+func (s *server) handleScheduleSet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.commandContext(r)
+		defer cancel()
+		hours := r.URL.Query().Get("hours")
+		res, err := s.cfg.Commands.SetSchedule(ctx, hours)
+		if err != nil {
+			writeError(w, r, s.log, err, "hours")
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+func (s *server) handleScheduleCancel() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.commandContext(r)
+		defer cancel()
+		res, err := s.cfg.Commands.CancelSchedule(ctx)
+		if err != nil {
+			writeError(w, r, s.log, err, "")
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+func (s *server) handleScheduleStatus() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.commandContext(r)
+		defer cancel()
+		res, err := s.cfg.Commands.Status(ctx)
+		if err != nil {
+			writeError(w, r, s.log, err, "")
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+// mappingResponse is the mapping this replica serves.
+type mappingResponse struct {
+	Version   uint64          `json:"version"`
+	Hash      string          `json:"hash"`
+	Source    string          `json:"source"`
+	FetchedAt *time.Time      `json:"fetched_at"`
+	URL       string          `json:"url,omitempty"`
+	ETag      string          `json:"etag,omitempty"`
+	AppliedAt time.Time       `json:"applied_at"`
+	Config    json.RawMessage `json:"config"`
+}
+
+func (s *server) handleMapping() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cur := s.cfg.Mapping.Current()
+		res := mappingResponse{
+			Version:   cur.Version,
+			Hash:      cur.Hash,
+			Source:    cur.Source,
+			URL:       cur.URL,
+			ETag:      cur.ETag,
+			AppliedAt: cur.AppliedAt,
+			Config:    cur.JSON(),
+		}
+		if !cur.FetchedAt.IsZero() {
+			res.FetchedAt = &cur.FetchedAt
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+func (s *server) handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleReadyz is ready when NATS is connected and a worker answers.
+func (s *server) handleReadyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Commands.Ping(ctx); err != nil {
+			writeError(w, r, s.log, err, "")
+			return
+		}
+		cur := s.cfg.Mapping.Current()
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "version": cur.Version})
+	})
+}
+
+func (s *server) handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, betasync.Errorf(betasync.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path), "")
+	})
+}
+
+func (s *server) handleMethodNotAllowed() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
+			Message: "method " + r.Method + " is not allowed on " + r.URL.Path,
+			Type:    "method_not_allowed",
+			Code:    "405",
+		}})
+	})
+}

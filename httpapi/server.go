@@ -1,0 +1,128 @@
+// Package httpapi serves betasync's admin API over HTTP: LiteLLM's
+// endpoints for reloading and scheduling the anthropic-beta mapping, the
+// current mapping, health and metrics.
+//
+// The API never fetches or schedules itself: every admin call becomes a NATS
+// request (see package publisher), and the worker's answer is returned.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/subscriber"
+)
+
+// Commands sends admin commands to a worker (publisher.Client).
+type Commands interface {
+	Reload(ctx context.Context) (betasync.ReloadResult, error)
+	SetSchedule(ctx context.Context, hours string) (betasync.ScheduleResult, error)
+	CancelSchedule(ctx context.Context) (betasync.CancelResult, error)
+	Status(ctx context.Context) (betasync.ScheduleStatus, error)
+	Ping(ctx context.Context) error
+}
+
+// Mapping gives the mapping this replica serves (subscriber.Subscriber).
+type Mapping interface {
+	Current() *subscriber.Snapshot
+}
+
+// RequestObserver counts requests (metrics.Metrics).
+type RequestObserver interface {
+	ObserveRequest(route, method string, code int, d time.Duration)
+}
+
+// Config holds the server's dependencies.
+type Config struct {
+	Commands Commands
+	Mapping  Mapping
+	Keys     *Keyring
+	// CommandTimeout bounds one command; make it longer than the worker's
+	// fetch timeout. 30s when 0.
+	CommandTimeout time.Duration
+	Logger         *slog.Logger    // nil discards
+	Observer       RequestObserver // nil skips
+	Metrics        http.Handler    // serves /metrics; nil: 404
+}
+
+type server struct {
+	cfg    Config
+	log    *slog.Logger
+	router *mux.Router
+}
+
+// NewServer returns the admin API handler.
+func NewServer(cfg Config) http.Handler {
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, router: mux.NewRouter()}
+	s.routes()
+	return s.observe(s.router)
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// observe logs and counts every request by its route template: method,
+// route, status, duration and request id. Keys are never logged.
+func (s *server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		route := "unmatched"
+		var match mux.RouteMatch
+		if s.router.Match(r, &match) && match.Route != nil {
+			if tpl, err := match.Route.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		d := time.Since(start)
+		s.log.Info("http request", "method", r.Method, "route", route, "status", rec.status, "duration", d, "request_id", id)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.ObserveRequest(route, r.Method, rec.status, d)
+		}
+	})
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
