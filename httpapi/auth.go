@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -62,11 +65,21 @@ func LoadKeys(path string) ([]Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	const want = `want a JSON array of {"name", "sha256", "role"}`
+	// json.Decode accepts null for a slice, and stops after the first
+	// value: a file holding null, or an array followed by more text, would
+	// load silently. Both are rejected.
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '[' {
+		return nil, fmt.Errorf("%s: %s", path, want)
+	}
 	var keys []Key
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&keys); err != nil {
-		return nil, fmt.Errorf("%s: want a JSON array of {\"name\", \"sha256\", \"role\"}: %w", path, err)
+		return nil, fmt.Errorf("%s: %s: %w", path, want, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %s: unexpected data after the array", path, want)
 	}
 	return keys, nil
 }

@@ -14,11 +14,22 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
+// errorDetail carries all four of LiteLLM's keys on every error: param is
+// null when no parameter is at fault, never absent, so clients that index
+// error.param do not fail.
 type errorDetail struct {
-	Message string `json:"message"`
-	Type    string `json:"type"`
-	Param   string `json:"param,omitempty"`
-	Code    string `json:"code"`
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// paramOf returns param for errorDetail.Param: nil (null) when empty.
+func paramOf(param string) *string {
+	if param == "" {
+		return nil
+	}
+	return &param
 }
 
 // writeError answers with err's status (from its betasync code) and a JSON
@@ -33,7 +44,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	writeJSON(w, status, errorBody{Error: errorDetail{
 		Message: betasync.ErrorMessage(err),
 		Type:    code,
-		Param:   param,
+		Param:   paramOf(param),
 		Code:    strconv.Itoa(status),
 	}})
 }

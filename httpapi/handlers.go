@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/gorilla/mux"
 
 	"github.com/betasync/betasync"
 )
@@ -54,7 +57,13 @@ func (s *server) handleScheduleSet() http.Handler {
 		hours := r.URL.Query().Get("hours")
 		res, err := s.cfg.Commands.SetSchedule(ctx, hours)
 		if err != nil {
-			writeError(w, r, s.log, err, "hours")
+			// Only a rejected hours is hours' fault; an unavailable worker
+			// is not.
+			param := ""
+			if code := betasync.ErrorCode(err); code == betasync.EINVALID || code == betasync.EUNPROCESSABLE {
+				param = "hours"
+			}
+			writeError(w, r, s.log, err, param)
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
@@ -146,10 +155,26 @@ func (s *server) handleNotFound() http.Handler {
 
 func (s *server) handleMethodNotAllowed() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 9110 §15.5.6: a 405 must list the methods the path allows.
+		w.Header().Set("Allow", strings.Join(s.allowedMethods(r), ", "))
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
 			Message: "method " + r.Method + " is not allowed on " + r.URL.Path,
 			Type:    "method_not_allowed",
 			Code:    "405",
 		}})
 	})
+}
+
+// allowedMethods returns the methods some route serves on r's path.
+func (s *server) allowedMethods(r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }

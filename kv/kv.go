@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -243,8 +244,16 @@ func (s *Schedules) Get(ctx context.Context) (betasync.Schedule, uint64, error) 
 // holder has written, and stamps the record with fence. fn may return an
 // error to abort without writing; it may be called more than once.
 func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*betasync.Schedule) error) (betasync.Schedule, error) {
-	const attempts = 16
-	for range attempts {
+	const attempts = 32
+	for attempt := range attempts {
+		if attempt > 0 {
+			// Writers that lost a race back off for a random, growing
+			// delay, so a burst of them spreads out instead of colliding
+			// again on every round.
+			if err := sleepCtx(ctx, retryDelay(attempt)); err != nil {
+				return betasync.Schedule{}, fmt.Errorf("kv: writing the schedule: %w", err)
+			}
+		}
 		sch, rev, err := s.Get(ctx)
 		if err != nil {
 			return betasync.Schedule{}, err
@@ -276,6 +285,24 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*betasync.
 		return sch, nil
 	}
 	return betasync.Schedule{}, betasync.Errorf(betasync.ECONFLICT, "the schedule changed under %d attempts to write it", attempts)
+}
+
+// retryDelay is a random delay, up to 1ms doubling per attempt and capped at
+// 64ms, before the attempt-th retry of a lost compare-and-swap.
+func retryDelay(attempt int) time.Duration {
+	ceiling := time.Millisecond << min(attempt-1, 6)
+	return rand.N(ceiling) + 1
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // ErrLeaseHeld is returned by Acquire while another replica holds the lease.

@@ -98,7 +98,7 @@ type Subscriber struct {
 
 	applied, stale, invalid, resyncs atomic.Uint64
 
-	events   chan *nats.Msg
+	events   chan []byte
 	statuses chan nats.Status
 	sub      *nats.Subscription
 	cancel   context.CancelFunc
@@ -118,7 +118,7 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		resync:   30 * time.Second,
 		fallback: betasync.Default(),
 		ready:    make(chan struct{}),
-		events:   make(chan *nats.Msg, 64),
+		events:   make(chan []byte),
 		done:     make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -127,7 +127,15 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	m := s.fallback
 	s.cur.Store(&Snapshot{Mapping: m, Hash: m.Hash(), Source: betasync.SourceEmbedded, AppliedAt: time.Now().UTC()})
 
-	sub, err := nc.ChanSubscribe(s.subject, s.events)
+	// An async subscription, not a channel one: while the loop is busy,
+	// events queue in the client's pending buffer (512Ki messages, 64 MiB)
+	// instead of overflowing a small channel and being dropped unseen.
+	sub, err := nc.Subscribe(s.subject, func(msg *nats.Msg) {
+		select {
+		case s.events <- msg.Data:
+		case <-s.done:
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -168,41 +176,79 @@ func (s *Subscriber) Stats() Stats {
 	return Stats{Applied: s.applied.Load(), Stale: s.stale.Load(), Invalid: s.invalid.Load(), Resyncs: s.resyncs.Load()}
 }
 
-// Close unsubscribes and stops the goroutine. It does not touch the
-// connection. Calling it more than once is safe.
+// Close stops the goroutine and unsubscribes; once it returns, no swap
+// happens and OnUpdate is not called. It does not touch the connection.
+// Calling it more than once is safe.
 func (s *Subscriber) Close() {
 	s.close.Do(func() {
-		_ = s.sub.Unsubscribe()
 		s.cancel()
 		<-s.done
+		_ = s.sub.Unsubscribe()
 		s.nc.RemoveStatusListener(s.statuses)
 	})
 }
 
 // loop owns every swap: events, reconnects and the safety interval all
-// arrive here, so versions are applied in one place, in order.
+// arrive here, so versions are applied in one place, in order. KV is read
+// on another goroutine, one read at a time, so a slow or failing read never
+// holds up events.
 func (s *Subscriber) loop(ctx context.Context) {
 	defer close(s.done)
+	var (
+		reads   sync.WaitGroup
+		results = make(chan betasync.Envelope)
+		reading bool // a KV read is in flight
+		again   bool // another read was asked for meanwhile
+	)
+	defer reads.Wait()
+	resync := func() {
+		if reading {
+			again = true
+			return
+		}
+		reading = true
+		s.resyncs.Add(1)
+		reads.Go(func() {
+			env, ok := s.readKV(ctx)
+			if !ok {
+				env = betasync.Envelope{} // version 0: nothing to apply
+			}
+			select {
+			case results <- env:
+			case <-ctx.Done():
+			}
+		})
+	}
+
 	statuses := s.statuses
-	s.resyncKV(ctx)
+	resync()
 	timer := time.NewTimer(s.jitter())
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case msg := <-s.events:
-			s.applyEvent(msg.Data)
+		case data := <-s.events:
+			s.applyEvent(data)
 		case _, ok := <-statuses:
 			if !ok { // the connection was closed
 				statuses = nil
 				continue
 			}
 			s.log.Info("reconnected to NATS; re-reading the mapping from KV")
-			s.resyncKV(ctx)
+			resync()
 		case <-timer.C:
-			s.resyncKV(ctx)
+			resync()
 			timer.Reset(s.jitter())
+		case env := <-results:
+			reading = false
+			if env.Version > 0 {
+				s.apply(env, "kv")
+			}
+			if again {
+				again = false
+				resync()
+			}
 		}
 	}
 }
@@ -211,46 +257,48 @@ func (s *Subscriber) jitter() time.Duration {
 	return time.Duration(float64(s.resync) * (0.8 + 0.4*rand.Float64()))
 }
 
-// resyncKV reads the latest stored version, retrying briefly while JetStream
-// recovers after a reconnect.
-func (s *Subscriber) resyncKV(ctx context.Context) {
-	s.resyncs.Add(1)
+// readKV returns the latest stored version, retrying briefly while
+// JetStream recovers after a reconnect. ok is false when reading failed or
+// nothing is stored yet; the latter is an answer, not a failure, and is not
+// retried.
+func (s *Subscriber) readKV(ctx context.Context) (betasync.Envelope, bool) {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.readKV(ctx)
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		if attempt == 8 {
+		env, err := s.latest(ctx)
+		switch {
+		case err == nil:
+			return env, true
+		case ctx.Err() != nil:
+			return env, false
+		case betasync.ErrorCode(err) == betasync.ENOTFOUND:
+			s.log.Debug("no mapping in KV yet; keeping the current one", "reason", betasync.ErrorMessage(err))
+			return env, false
+		case attempt == 8:
 			s.log.Warn("reading the mapping from KV failed; keeping the current one", "err", err)
-			return
+			return env, false
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return env, false
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
 
-func (s *Subscriber) readKV(ctx context.Context) error {
+// latest reads the stored version once.
+func (s *Subscriber) latest(ctx context.Context) (betasync.Envelope, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	js, err := jetstream.New(s.nc)
 	if err != nil {
-		return err
+		return betasync.Envelope{}, err
 	}
 	store, err := kv.OpenMappings(rctx, js, s.bucket)
 	if err != nil {
-		return err
+		return betasync.Envelope{}, err
 	}
-	env, err := store.Latest(rctx)
-	if err != nil {
-		return err
-	}
-	s.apply(env, "kv")
-	return nil
+	return store.Latest(rctx)
 }
 
 func (s *Subscriber) applyEvent(data []byte) {

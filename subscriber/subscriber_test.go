@@ -26,6 +26,15 @@ import (
 // deadline for a hung test, not a measurement.
 const waitFor = 5 * time.Second
 
+// busCtx bounds one call on the bus; FlushWithContext needs a deadline,
+// which t.Context() does not have.
+func busCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // doc returns a small valid mapping whose hash differs for every n.
 func doc(t testing.TB, n int) *betasync.Mapping {
 	t.Helper()
@@ -61,13 +70,13 @@ func put(t *testing.T, store *kv.Mappings, m *betasync.Mapping, expected uint64)
 func publish(t *testing.T, nc *nats.Conn, subject string, data []byte) {
 	t.Helper()
 	require.NoError(t, nc.Publish(subject, data))
-	require.NoError(t, nc.FlushWithContext(t.Context()))
+	require.NoError(t, nc.FlushWithContext(busCtx(t)))
 }
 
 // announce publishes m as version on config.updated.
 func announce(t *testing.T, nc *nats.Conn, m *betasync.Mapping, version uint64) {
 	t.Helper()
-	require.NoError(t, publisher.Announce(t.Context(), nc, envelope(m, version)))
+	require.NoError(t, publisher.Announce(busCtx(t), nc, envelope(m, version)))
 }
 
 // pod is a subscriber whose swaps the test observes through updates.
@@ -133,7 +142,7 @@ func TestNewServesTheDefaultBeforeAnyKV(t *testing.T) {
 	sub.Close()
 	sub.Close() // idempotent
 	assert.True(t, nc.IsConnected(), "Close must not touch the caller's connection")
-	assert.NoError(t, nc.FlushWithContext(t.Context()), "the caller's connection still works after Close")
+	assert.NoError(t, nc.FlushWithContext(busCtx(t)), "the caller's connection still works after Close")
 	assert.Same(t, cur, sub.Current(), "Current still answers after Close")
 }
 
@@ -147,7 +156,7 @@ func TestCloseStopsApplying(t *testing.T) {
 	p.Close()
 
 	announce(t, nc, doc(t, 2), 2)
-	require.NoError(t, nc.FlushWithContext(t.Context()))
+	require.NoError(t, nc.FlushWithContext(busCtx(t)))
 	assert.Equal(t, uint64(1), p.Current().Version, "no swap after Close")
 	assert.True(t, nc.IsConnected())
 }
@@ -185,49 +194,58 @@ func TestEvents(t *testing.T) {
 	assert.Equal(t, doc(t, 5).Hash(), got.Hash)
 	assert.True(t, p.Ready())
 
-	mismatch := envelope(doc(t, 7), 7)
-	mismatch.Hash = doc(t, 8).Hash()
-	noCore := envelope(doc(t, 7), 7)
-	noCore.Config = json.RawMessage(`{"not-a-provider-we-know": {"a-7": "a-7"}}`)
-	noCore.Hash = "ignored: validation fails first"
-	badJSONConfig := envelope(doc(t, 7), 7)
-	badJSONConfig.Config = json.RawMessage(`"a string, not a document"`)
-
 	mustJSON := func(env betasync.Envelope) []byte {
 		b, err := json.Marshal(env)
 		require.NoError(t, err)
 		return b
 	}
+	// Invalid events claim a version newer than any applied here, so they
+	// are validated rather than dismissed as stale.
+	const newer = 10_000
+	mismatch := envelope(doc(t, 7), newer)
+	mismatch.Hash = doc(t, 8).Hash()
+	noCore := envelope(doc(t, 7), newer)
+	noCore.Config = json.RawMessage(`{"not-a-core-provider": {"a-7": "a-7"}}`)
+	notObject := envelope(doc(t, 7), newer)
+	notObject.Config = json.RawMessage(`"a string, not a document"`)
+	badName := envelope(doc(t, 7), newer)
+	badName.Config = json.RawMessage(`{"anthropic": {"a-7": "a,7"}}`)
+
 	tests := []struct {
 		name    string
 		data    []byte
-		stale   uint64 // counter increments expected
+		stale   uint64 // how much each counter must grow
 		invalid uint64
 	}{
 		{name: "older version", data: mustJSON(envelope(doc(t, 4), 4)), stale: 1},
 		{name: "duplicate version", data: mustJSON(envelope(doc(t, 5), 5)), stale: 1},
-		{name: "same version different content", data: mustJSON(envelope(doc(t, 6), 5)), stale: 1},
+		{name: "same version other content", data: mustJSON(envelope(doc(t, 6), 5)), stale: 1},
 		{name: "version zero", data: mustJSON(envelope(doc(t, 6), 0)), stale: 1},
 		{name: "garbage bytes", data: []byte("\x00\xffnot json"), invalid: 1},
 		{name: "empty payload", data: nil, invalid: 1},
-		{name: "config fails validation", data: mustJSON(noCore), invalid: 1},
-		{name: "config not an object", data: mustJSON(badJSONConfig), invalid: 1},
+		{name: "JSON but not an envelope", data: []byte(`[1, 2, 3]`), invalid: 1},
+		{name: "config without a core provider", data: mustJSON(noCore), invalid: 1},
+		{name: "config not an object", data: mustJSON(notObject), invalid: 1},
+		{name: "config with a comma in a name", data: mustJSON(badName), invalid: 1},
 		{name: "hash mismatch", data: mustJSON(mismatch), invalid: 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := p.Stats()
+			before, good := p.Stats(), p.Current()
 			publish(t, nc, betasync.SubjectConfigUpdated, tt.data)
+			assert.Same(t, good, p.Current())
+
 			// Events are applied in order on one goroutine: once a later
 			// valid version is in, the bad one has been handled.
 			next := uint64(100 + i)
 			announce(t, nc, doc(t, 100+i), next)
-			p.waitVersion(t, next)
+			got := p.waitVersion(t, next)
 
 			after := p.Stats()
 			assert.Equal(t, before.Stale+tt.stale, after.Stale, "stale")
 			assert.Equal(t, before.Invalid+tt.invalid, after.Invalid, "invalid")
-			assert.Equal(t, before.Applied+1, after.Applied, "only the sentinel was applied")
+			assert.Equal(t, before.Applied+1, after.Applied, "only the later valid version was applied")
+			assert.Equal(t, doc(t, 100+i).Hash(), got.Hash)
 		})
 	}
 
@@ -235,6 +253,7 @@ func TestEvents(t *testing.T) {
 	// newer version: had it moved the version to 1000, 999 would be stale.
 	invalid := p.Stats().Invalid
 	mismatch.Version = 1000
+	require.Less(t, p.Current().Version, mismatch.Version)
 	publish(t, nc, betasync.SubjectConfigUpdated, mustJSON(mismatch))
 	announce(t, nc, doc(t, 999), 999)
 	got = p.waitVersion(t, 999)
@@ -375,7 +394,7 @@ func TestTenThousandSwapsWhileReading(t *testing.T) {
 	for _, b := range payloads {
 		require.NoError(t, nc.Publish(betasync.SubjectConfigUpdated, b))
 	}
-	require.NoError(t, nc.FlushWithContext(t.Context()))
+	require.NoError(t, nc.FlushWithContext(busCtx(t)))
 	published := time.Since(start)
 
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/natstest"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from the daemon while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func envFunc(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// daemon is a running betasync started through run, as main starts it.
+type daemon struct {
+	url    string // admin API base URL
+	stdout *syncBuffer
+	stderr *syncBuffer
+	stop   context.CancelFunc
+	done   chan error
+}
+
+var apiLine = regexp.MustCompile(`admin API at (http://\S+)`)
+
+// startDaemon runs the daemon on random ports with env on top of test
+// defaults, and waits for its API.
+func startDaemon(t *testing.T, env map[string]string) *daemon {
+	t.Helper()
+	full := map[string]string{
+		"BETASYNC_NATS_LISTEN":                 "127.0.0.1:-1",
+		"BETASYNC_HTTP_ADDR":                   "127.0.0.1:0",
+		"BETASYNC_DATA_DIR":                    t.TempDir(),
+		"LITELLM_MASTER_KEY":                   "sk-test",
+		"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+		"BETASYNC_LOG_FORMAT":                  "json",
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	go func() { d.done <- run(ctx, []string{"betasync"}, envFunc(full), strings.NewReader(""), d.stdout, d.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-d.done:
+		case <-time.After(20 * time.Second):
+			t.Error("daemon did not stop")
+		}
+	})
+	require.Eventually(t, func() bool {
+		m := apiLine.FindStringSubmatch(d.stdout.String())
+		if m == nil {
+			return false
+		}
+		d.url = m[1]
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "daemon did not start; stderr:\n%s", d.stderr)
+	return d
+}
+
+// shutdown stops the daemon and returns run's result.
+func (d *daemon) shutdown(t *testing.T) error {
+	t.Helper()
+	d.stop()
+	select {
+	case err := <-d.done:
+		d.done <- err // for the cleanup
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon did not stop")
+		return nil
+	}
+}
+
+func (d *daemon) call(t *testing.T, method, path string, out any) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, d.url+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer sk-test")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(body, out), "body: %s", body)
+	}
+	return resp.StatusCode
+}
+
+func TestDaemonEmbeddedNATS(t *testing.T) {
+	d := startDaemon(t, nil)
+
+	var reload betasync.ReloadResult
+	require.Equal(t, http.StatusOK, d.call(t, http.MethodPost, "/reload/anthropic_beta_headers", &reload))
+	assert.Equal(t, betasync.StatusSuccess, reload.Status)
+	assert.Equal(t, betasync.SourceEmbedded, reload.Source)
+	assert.Equal(t, betasync.Default().Hash(), reload.Hash)
+	assert.Equal(t, 7, reload.ProvidersCount)
+
+	var set betasync.ScheduleResult
+	require.Equal(t, http.StatusOK, d.call(t, http.MethodPost, "/schedule/anthropic_beta_headers_reload?hours=24", &set))
+	var st betasync.ScheduleStatus
+	require.Equal(t, http.StatusOK, d.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
+	assert.True(t, st.Scheduled)
+	assert.NotEmpty(t, st.LockHolder)
+
+	var mapping struct {
+		Version uint64 `json:"version"`
+		Hash    string `json:"hash"`
+	}
+	require.Eventually(t, func() bool {
+		d.call(t, http.MethodGet, "/anthropic_beta_headers", &mapping)
+		return mapping.Version == reload.Version
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, reload.Hash, mapping.Hash)
+
+	require.NoError(t, d.shutdown(t))
+	assert.Contains(t, d.stderr.String(), "released the lease")
+}
+
+func TestDaemonSurvivesRestartWithSchedule(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, map[string]string{"BETASYNC_DATA_DIR": dir})
+	require.Equal(t, http.StatusOK, d.call(t, http.MethodPost, "/schedule/anthropic_beta_headers_reload?hours=6", nil))
+	require.NoError(t, d.shutdown(t))
+
+	d2 := startDaemon(t, map[string]string{"BETASYNC_DATA_DIR": dir})
+	var st betasync.ScheduleStatus
+	require.Equal(t, http.StatusOK, d2.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
+	assert.True(t, st.Scheduled)
+	require.NotNil(t, st.IntervalHours)
+	assert.InDelta(t, 6.0, *st.IntervalHours, 1e-9)
+}
+
+// Two replicas on one NATS: when the lease holder shuts down it releases
+// the lease, and the other takes over well before the TTL would expire.
+func TestDaemonReplicasHandOverLease(t *testing.T) {
+	srv := natstest.Start(t)
+	common := map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_LOCK_TTL": "6s"}
+	withID := func(id string) map[string]string {
+		env := map[string]string{"BETASYNC_REPLICA_ID": id}
+		for k, v := range common {
+			env[k] = v
+		}
+		return env
+	}
+	a := startDaemon(t, withID("replica-a"))
+	var st betasync.ScheduleStatus
+	require.Eventually(t, func() bool {
+		a.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st)
+		return st.LockHolder == "replica-a"
+	}, 5*time.Second, 20*time.Millisecond)
+
+	b := startDaemon(t, withID("replica-b"))
+	require.NoError(t, a.shutdown(t))
+	// Renewal ticks every TTL/3 = 2s; without the release B would wait for
+	// the 6s TTL.
+	require.Eventually(t, func() bool {
+		b.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st)
+		return st.LockHolder == "replica-b"
+	}, 4*time.Second, 20*time.Millisecond, "replica-b did not take over after replica-a released the lease")
+}
+
+func TestDaemonAPIOnlyWithoutWorkerAnswers503(t *testing.T) {
+	srv := natstest.Start(t)
+	d := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_ROLES": "api"})
+	var body map[string]any
+	assert.Equal(t, http.StatusServiceUnavailable, d.call(t, http.MethodPost, "/reload/anthropic_beta_headers", &body))
+	assert.Equal(t, http.StatusServiceUnavailable, d.call(t, http.MethodGet, "/readyz", &body))
+}
+
+func TestDaemonGeneratesMasterKey(t *testing.T) {
+	d := startDaemon(t, map[string]string{"LITELLM_MASTER_KEY": ""})
+	m := regexp.MustCompile(`master key is (sk-\S+)`).FindStringSubmatch(d.stdout.String())
+	require.NotNil(t, m, "stdout: %s", d.stdout)
+	key := m[1]
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+"/schedule/anthropic_beta_headers_reload/status", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the daemon must not run open")
+
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotContains(t, d.stderr.String(), key, "the key must not reach the logs")
+}
+
+func TestDaemonRejectsInvalidSettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad duration", map[string]string{"BETASYNC_FETCH_TIMEOUT": "ten"}, "BETASYNC_FETCH_TIMEOUT"},
+		{"negative duration", map[string]string{"BETASYNC_CHECK_INTERVAL": "-1s"}, "BETASYNC_CHECK_INTERVAL"},
+		{"short lock ttl", map[string]string{"BETASYNC_LOCK_TTL": "100ms"}, "BETASYNC_LOCK_TTL"},
+		{"bad roles", map[string]string{"BETASYNC_ROLES": "api,cook"}, "BETASYNC_ROLES"},
+		{"bad local flag", map[string]string{"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "maybe"}, "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS"},
+		{"bad replicas", map[string]string{"BETASYNC_KV_REPLICAS": "0"}, "BETASYNC_KV_REPLICAS"},
+		{"bad log level", map[string]string{"BETASYNC_LOG_LEVEL": "loud"}, "BETASYNC_LOG_LEVEL"},
+		{"unwritable data dir", map[string]string{"BETASYNC_DATA_DIR": filepath.Join(file, "sub")}, "BETASYNC_DATA_DIR"},
+		{"unreachable NATS", map[string]string{"NATS_URL": "nats://127.0.0.1:1", "BETASYNC_NATS_CONNECT_TIMEOUT": "300ms"}, "NATS_URL"},
+		{"bad URL", map[string]string{"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "False", "LITELLM_ANTHROPIC_BETA_HEADERS_URL": "ftp://example.invalid/x"}, "LITELLM_ANTHROPIC_BETA_HEADERS_URL"},
+		{"bad keys file", map[string]string{"BETASYNC_KEYS_FILE": file}, "BETASYNC_KEYS_FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{
+				"BETASYNC_NATS_LISTEN": "127.0.0.1:-1",
+				"BETASYNC_HTTP_ADDR":   "127.0.0.1:0",
+				"BETASYNC_DATA_DIR":    t.TempDir(),
+				"LITELLM_MASTER_KEY":   "sk-test",
+				"BETASYNC_LOG_FORMAT":  "json",
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{"betasync"}, envFunc(env), strings.NewReader(""), &stdout, &stderr)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Equal(t, 1, exitCode(err))
+		})
+	}
+}
+
+func TestFilterCommand(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "m.json")
+	require.NoError(t, os.WriteFile(cfg, []byte(`{"bedrock": {"a": "a-renamed", "b": null}, "provider_aliases": {"br": "bedrock"}}`), 0o600))
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"argument, embedded mapping", []string{"-provider", "bedrock", "context-1m-2025-08-07, advanced-tool-use-2025-11-20,nope"}, "", "context-1m-2025-08-07,tool-search-tool-2025-10-19\n"},
+		{"nothing survives prints an empty line", []string{"-provider", "bedrock", "files-api-2025-04-14"}, "", "\n"},
+		{"unknown provider", []string{"-provider", "nowhere", "context-1m-2025-08-07"}, "", "\n"},
+		{"stdin, one result per line", []string{"-provider", "vertex_ai"}, "context-1m-2025-08-07\n\neffort-2025-11-24,web-search-2025-03-05\n", "context-1m-2025-08-07\n\nweb-search-2025-03-05\n"},
+		{"config file and alias", []string{"-provider", "br", "-config", cfg, "b,a,a"}, "", "a-renamed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), append([]string{"betasync", "filter"}, tt.args...), envFunc(nil), strings.NewReader(tt.stdin), &stdout, &stderr)
+			require.NoError(t, err, stderr.String())
+			assert.Equal(t, tt.want, stdout.String())
+		})
+	}
+	t.Run("missing provider is a usage error", func(t *testing.T) {
+		err := run(t.Context(), []string{"betasync", "filter", "x"}, envFunc(nil), strings.NewReader(""), io.Discard, io.Discard)
+		require.Error(t, err)
+		assert.Equal(t, 2, exitCode(err))
+	})
+	t.Run("invalid config file", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.json")
+		require.NoError(t, os.WriteFile(bad, []byte(`{"bedrock": []}`), 0o600))
+		err := run(t.Context(), []string{"betasync", "filter", "-provider", "bedrock", "-config", bad, "x"}, envFunc(nil), strings.NewReader(""), io.Discard, io.Discard)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `"bedrock"`)
+	})
+}
+
+func TestValidateCommand(t *testing.T) {
+	var stdout bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"betasync", "validate", "../../testdata/litellm_upstream.json"}, envFunc(nil), nil, &stdout, io.Discard))
+	m, err := betasync.Parse(mustRead(t, "../../testdata/litellm_upstream.json"))
+	require.NoError(t, err)
+	assert.Contains(t, stdout.String(), "valid: 7 providers")
+	assert.Contains(t, stdout.String(), m.Hash())
+	assert.Equal(t, 1, strings.Count(stdout.String(), "\n"), "one-line summary")
+
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"anthropic": {"x": 1}}`), 0o600))
+	err = run(t.Context(), []string{"betasync", "validate", bad}, envFunc(nil), nil, io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), `beta "x"`)
+
+	err = run(t.Context(), []string{"betasync", "validate"}, envFunc(nil), nil, io.Discard, io.Discard)
+	assert.Equal(t, 2, exitCode(err))
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
+
+// The compose file may only set variables the daemon (or the example pod)
+// reads, so it cannot drift into settings that silently do nothing.
+func TestComposeUsesKnownVariables(t *testing.T) {
+	data, err := os.ReadFile("../../docker-compose.yml")
+	if os.IsNotExist(err) {
+		t.Skip("no docker-compose.yml")
+	}
+	require.NoError(t, err)
+	known := []string{"POD_HTTP_ADDR"} // the example pod's own
+	for _, e := range envVars {
+		known = append(known, e.name)
+	}
+	set := regexp.MustCompile(`(?m)^\s*-?\s*([A-Z][A-Z0-9_]*)\s*[:=]`)
+	var names []string
+	for _, m := range set.FindAllStringSubmatch(string(data), -1) {
+		names = append(names, m[1])
+	}
+	require.NotEmpty(t, names, "found no environment variables in the compose file")
+	for _, n := range names {
+		assert.Contains(t, known, n, "docker-compose.yml sets %s, which betasync does not read", n)
+	}
+	assert.True(t, slices.Contains(names, "NATS_URL"), "compose should point betasync at its NATS cluster")
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	var stdout bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"betasync", "version"}, envFunc(nil), nil, &stdout, io.Discard))
+	assert.Equal(t, fmt.Sprintf("betasync %s\n", version), stdout.String())
+	err := run(t.Context(), []string{"betasync", "frobnicate"}, envFunc(nil), nil, io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Equal(t, 2, exitCode(err))
+}
