@@ -74,7 +74,9 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	go func() { d.done <- run(ctx, []string{"betasync"}, envFunc(full), strings.NewReader(""), d.stdout, d.stderr) }()
+	go func() {
+		d.done <- run(ctx, []string{"betasync"}, envFunc(full), strings.NewReader(""), d.stdout, d.stderr)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -45,8 +45,7 @@ func (s *Server) Stop() {
 
 // Listen returns the host:port the server listens on.
 func (s *Server) Listen() string {
-	addr := s.Addr().String()
-	return addr
+	return s.Addr().String()
 }
 
 // Connect dials the server; the connection is closed by t.Cleanup.
@@ -68,4 +67,6 @@ func (s *Server) JetStream(t testing.TB, opts ...nats.Option) (*nats.Conn, jetst
 }
 
 // String names the server in test logs.
-func (s *Server) String() string { return fmt.Sprintf("nats-server %s (store %s)", s.ClientURL(), s.StoreDir) }
+func (s *Server) String() string {
+	return fmt.Sprintf("nats-server %s (store %s)", s.ClientURL(), s.StoreDir)
+}
