@@ -34,7 +34,7 @@ bench: ## run the benchmarks (hot-path filtering, parsing)
 
 .PHONY: fuzz
 fuzz: ## fuzz the mapping parser for FUZZTIME
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
 
 .PHONY: vet
 vet: ## go vet and a gofmt check

@@ -46,9 +46,12 @@ func (m *Mapping) PlacementFor(provider string) Placement {
 // filters them, and places the survivors where the provider expects them,
 // removing them from everywhere else. h is rewritten in place; the returned
 // body is the rewritten JSON (the input is returned unchanged when it holds
-// no betas and none are to be placed in it). A body that is not a JSON object
-// is an EINVALID error, and then h is left untouched.
+// no betas and none are to be placed in it). A body that is not a JSON object,
+// or a nil h, is an EINVALID error, and then h is left untouched.
 func (m *Mapping) FilterRequest(provider string, h http.Header, body []byte) ([]byte, error) {
+	if h == nil {
+		return nil, Errorf(EINVALID, "FilterRequest needs a non-nil http.Header")
+	}
 	doc, err := decodeBody(body)
 	if err != nil {
 		return nil, err

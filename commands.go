@@ -3,6 +3,7 @@ package betasync
 import (
 	"encoding/json"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -110,17 +111,19 @@ func ParseHours(raw json.RawMessage) (float64, error) {
 		}
 		s = strings.TrimSpace(s)
 	}
-	h, err := strconv.ParseFloat(s, 64)
-	if err != nil && !isRangeErr(err) {
+	word := strings.ToLower(strings.TrimLeft(s, "+-"))
+	if !decimal.MatchString(s) && word != "nan" && word != "inf" && word != "infinity" {
 		return 0, Errorf(EUNPROCESSABLE, "hours must be a number, got %q", s)
 	}
+	// The only error left is ErrRange, which comes with ±Inf or 0: both
+	// fail validation below.
+	h, _ := strconv.ParseFloat(s, 64)
 	return h, ValidateHours(h)
 }
 
-func isRangeErr(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
-}
+// decimal is a plain decimal number, as JSON or a person would write it (no
+// hex, no digit separators).
+var decimal = regexp.MustCompile(`^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$`)
 
 // ValidateHours rejects intervals outside [MinIntervalHours, MaxIntervalHours].
 func ValidateHours(h float64) error {

@@ -35,6 +35,8 @@ func TestParseHours(t *testing.T) {
 		{"array", `[24]`, betasync.EUNPROCESSABLE, 0},
 		{"unterminated string", `"24`, betasync.EUNPROCESSABLE, 0},
 		{"number with unit", `"24h"`, betasync.EUNPROCESSABLE, 0},
+		{"hex float", `"0x1p3"`, betasync.EUNPROCESSABLE, 0},
+		{"digit separator", `"1_0"`, betasync.EUNPROCESSABLE, 0},
 
 		// Out of range.
 		{"zero", `0`, betasync.EINVALID, 0},

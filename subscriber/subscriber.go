@@ -118,7 +118,7 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		resync:   30 * time.Second,
 		fallback: betasync.Default(),
 		ready:    make(chan struct{}),
-		events:   make(chan []byte),
+		events:   make(chan []byte, 64),
 		done:     make(chan struct{}),
 	}
 	for _, o := range opts {

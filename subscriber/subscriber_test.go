@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,6 +162,18 @@ func TestCloseStopsApplying(t *testing.T) {
 	assert.True(t, nc.IsConnected())
 }
 
+func TestCloseAfterTheCallerClosedTheConnection(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Connect(t)
+	p := newPod(t, nc)
+	announce(t, nc, doc(t, 1), 1)
+	p.waitVersion(t, 1)
+
+	nc.Close()
+	p.Close() // returns: nothing waits on the dead connection
+	assert.Equal(t, uint64(1), p.Current().Version, "the last version is still served")
+}
+
 func TestLateJoinerAppliesTheStoredVersion(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := srv.JetStream(t)
@@ -280,10 +293,10 @@ func TestReconnectCatchesUpFromKV(t *testing.T) {
 	announce(t, nc, doc(t, 1), v1)
 	p.waitVersion(t, v1)
 
-	srv.Stop()
 	// The pod may not reconnect before v2 is stored, or its re-read could
-	// find v1 and the test would measure the safety interval instead.
+	// find v1 and it would wait for the safety interval (30s) instead.
 	gate.open.Store(false)
+	srv.Stop()
 
 	restarted := time.Now()
 	srv = natstest.StartAt(t, listen, dir)
@@ -360,10 +373,10 @@ func TestTenThousandSwapsWhileReading(t *testing.T) {
 	t.Cleanup(sub.Close)
 
 	var (
-		stop   atomic.Bool
-		wg     sync.WaitGroup
-		errs   = make(chan error, readers)
-		lookup atomic.Uint64
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		errs    = make(chan error, readers)
+		lookups atomic.Uint64
 	)
 	for range readers {
 		wg.Go(func() {
@@ -385,7 +398,8 @@ func TestTenThousandSwapsWhileReading(t *testing.T) {
 					errs <- fmt.Errorf("version %d: unexpected betas %q", cur.Version, buf)
 					return
 				}
-				lookup.Add(1)
+				lookups.Add(1)
+				runtime.Gosched() // four spinning readers on two cores would starve the subscriber
 			}
 		})
 	}
@@ -416,7 +430,7 @@ func TestTenThousandSwapsWhileReading(t *testing.T) {
 	assert.Equal(t, uint64(swaps), st.Applied, "every version applied, none dropped")
 	assert.Zero(t, st.Stale)
 	assert.Zero(t, st.Invalid)
-	t.Logf("%d swaps: published in %s, all applied after %s; %d lookups meanwhile", swaps, published, applied, lookup.Load())
+	t.Logf("%d swaps: published in %s, all applied after %s; %d lookups meanwhile", swaps, published, applied, lookups.Load())
 }
 
 func TestOptions(t *testing.T) {

@@ -27,9 +27,10 @@ type fetched struct {
 // covering the whole exchange (a slow body included), a size cap, at most
 // maxRedirects redirects, and conditional requests.
 type fetcher struct {
-	client *http.Client
-	url    string
-	ua     string
+	client  *http.Client
+	url     string
+	ua      string
+	timeout time.Duration
 }
 
 // checkURL accepts absolute http and https URLs only.
@@ -57,7 +58,7 @@ func newFetcher(rawURL, userAgent string, timeout time.Duration) *fetcher {
 			return nil
 		},
 	}
-	return &fetcher{client: client, url: rawURL, ua: userAgent}
+	return &fetcher{client: client, url: rawURL, ua: userAgent, timeout: timeout}
 }
 
 // fetch GETs the document. etag and lastModified, when set, make the request
@@ -77,7 +78,7 @@ func (f *fetcher) fetch(ctx context.Context, etag, lastModified string) (fetched
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return fetched{}, betasync.Errorf(betasync.EUPSTREAM, "fetching %s: %v", f.url, unwrapURLError(err))
+		return fetched{}, betasync.Errorf(betasync.EUPSTREAM, "fetching %s: %v", f.url, f.cause(ctx, err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	switch {
@@ -89,7 +90,7 @@ func (f *fetcher) fetch(ctx context.Context, etag, lastModified string) (fetched
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, betasync.MaxConfigSize+1))
 	if err != nil {
-		return fetched{}, betasync.Errorf(betasync.EUPSTREAM, "fetching %s: reading the body: %v", f.url, unwrapURLError(err))
+		return fetched{}, betasync.Errorf(betasync.EUPSTREAM, "fetching %s: reading the body: %v", f.url, f.cause(ctx, err))
 	}
 	if len(body) > betasync.MaxConfigSize {
 		return fetched{}, betasync.Errorf(betasync.EUPSTREAM, "fetching %s: the document is larger than %d bytes", f.url, betasync.MaxConfigSize)
@@ -97,13 +98,21 @@ func (f *fetcher) fetch(ctx context.Context, etag, lastModified string) (fetched
 	return fetched{body: body, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}, nil
 }
 
-// unwrapURLError drops *url.Error's "Get URL:" prefix, which our messages
-// already carry.
-func unwrapURLError(err error) error {
+// cause names why a fetch failed: the caller gave up; "timed out after
+// ..." for the fetch timeout, whether waiting for the headers or reading the
+// body; otherwise the error without *url.Error's "Get URL:" prefix, which
+// our messages already carry.
+func (f *fetcher) cause(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("abandoned: %w", ctx.Err())
+	}
+	if te, ok := errors.AsType[interface {
+		error
+		Timeout() bool
+	}](err); ok && te.Timeout() {
+		return fmt.Errorf("timed out after %s", f.timeout)
+	}
 	if ue, ok := errors.AsType[*url.Error](err); ok {
-		if ue.Timeout() {
-			return errors.New("timed out")
-		}
 		return ue.Err
 	}
 	return err

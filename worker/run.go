@@ -40,11 +40,10 @@ func (w *Worker) bootstrap(ctx context.Context) error {
 	if betasync.ErrorCode(err) != betasync.ENOTFOUND {
 		return err
 	}
-	m, source, err := w.localMapping()
+	env, _, err := w.localEnvelope()
 	if err != nil {
 		return err
 	}
-	env := betasync.NewEnvelope(m, source, w.now())
 	rev, err := w.deps.Mappings.Put(ctx, env, 0)
 	if betasync.ErrorCode(err) == betasync.ECONFLICT {
 		return nil // another replica stored the first version
@@ -53,7 +52,7 @@ func (w *Worker) bootstrap(ctx context.Context) error {
 		return err
 	}
 	env.Version = rev
-	w.log.Info("stored the first mapping version", "version", rev, "source", source)
+	w.log.Info("stored the first mapping version", "version", rev, "source", env.Source)
 	if err := w.deps.Announce(ctx, env); err != nil {
 		w.log.Warn("announcing the first version failed; pods will read it from KV", "err", err)
 	}

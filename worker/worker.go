@@ -246,15 +246,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 // error means the source answered "not modified".
 func (w *Worker) load(ctx context.Context, latest betasync.Envelope) (betasync.Envelope, *betasync.Mapping, error) {
 	if w.cfg.LocalOnly {
-		m, source, err := w.localMapping()
-		if err != nil {
-			return betasync.Envelope{}, nil, err
-		}
-		env := betasync.NewEnvelope(m, source, w.now())
-		if source == betasync.SourceLocal {
-			env.URL = "file://" + w.cfg.LocalFile
-		}
-		return env, m, nil
+		return w.localEnvelope()
 	}
 	var etag, lastModified string
 	if latest.Source == betasync.SourceRemote && latest.URL == w.cfg.URL {
@@ -273,6 +265,19 @@ func (w *Worker) load(ctx context.Context, latest betasync.Envelope) (betasync.E
 	}
 	env := betasync.NewEnvelope(m, betasync.SourceRemote, w.now())
 	env.URL, env.ETag, env.LastModified = w.cfg.URL, f.etag, f.lastModified
+	return env, m, nil
+}
+
+// localEnvelope wraps the local file's mapping, or the embedded default.
+func (w *Worker) localEnvelope() (betasync.Envelope, *betasync.Mapping, error) {
+	m, source, err := w.localMapping()
+	if err != nil {
+		return betasync.Envelope{}, nil, err
+	}
+	env := betasync.NewEnvelope(m, source, w.now())
+	if source == betasync.SourceLocal {
+		env.URL = "file://" + w.cfg.LocalFile
+	}
 	return env, m, nil
 }
 
@@ -363,8 +368,10 @@ func (w *Worker) backoff(n int, interval time.Duration) time.Duration {
 }
 
 // SetSchedule makes every replica's lease holder reload every hours hours.
-// The first run is due at once when nothing was ever reloaded or the last
-// reload is older than the interval.
+// The first run is due an interval after the last successful reload, or at
+// once when nothing was ever loaded successfully or that is longer ago than
+// the interval. (A failed reload does not count: the mapping it left is as
+// old as the last success.)
 func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.ScheduleResult, error) {
 	if err := betasync.ValidateHours(hours); err != nil {
 		return betasync.ScheduleResult{}, err
@@ -374,8 +381,8 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.Sched
 		s.IntervalHours = hours
 		s.Failures = 0
 		next := now
-		if s.LastRun != nil {
-			if due := s.LastRun.Add(s.Interval()); due.After(now) {
+		if s.LastSuccess != nil {
+			if due := s.LastSuccess.Add(s.Interval()); due.After(now) {
 				next = due
 			}
 		}

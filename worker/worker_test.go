@@ -1,9 +1,12 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,22 +25,25 @@ func TestNewValidatesConfig(t *testing.T) {
 		Mappings:  n.store.Mappings,
 		Schedules: n.store.Schedules,
 		Lease:     n.store.Lease,
-		Announce:  func(t interface{ Deadline() (time.Time, bool) }) {}, // replaced below
+		Announce:  func(context.Context, betasync.Envelope) error { return nil },
 	}
-	_ = deps
-	valid := worker.Deps{
-		Mappings:  n.store.Mappings,
-		Schedules: n.store.Schedules,
-		Lease:     n.store.Lease,
-		Announce:  nil,
-	}
+	noAnnounce := deps
+	noAnnounce.Announce = nil
+	badFile := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(badFile, []byte(`{}`), 0o600))
+
 	tests := []struct {
 		name string
 		cfg  worker.Config
 		deps worker.Deps
 	}{
-		{name: "no replica id", cfg: worker.Config{}, deps: valid},
-		{name: "no announce", cfg: worker.Config{ReplicaID: "r1"}, deps: valid},
+		{name: "no replica id", cfg: worker.Config{}, deps: deps},
+		{name: "missing dependency", cfg: worker.Config{ReplicaID: "r1"}, deps: noAnnounce},
+		{name: "relative URL", cfg: worker.Config{ReplicaID: "r1", URL: "/mapping.json"}, deps: deps},
+		{name: "file URL", cfg: worker.Config{ReplicaID: "r1", URL: "file:///etc/passwd"}, deps: deps},
+		{name: "negative timeout", cfg: worker.Config{ReplicaID: "r1", FetchTimeout: -time.Second}, deps: deps},
+		{name: "missing local file", cfg: worker.Config{ReplicaID: "r1", LocalOnly: true, LocalFile: filepath.Join(t.TempDir(), "nope.json")}, deps: deps},
+		{name: "invalid local file", cfg: worker.Config{ReplicaID: "r1", LocalOnly: true, LocalFile: badFile}, deps: deps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,4 +51,300 @@ func TestNewValidatesConfig(t *testing.T) {
 			assert.Error(t, err)
 		})
 	}
+}
+
+func TestReload(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, serve(docUpstream))
+	clk := newClock()
+	w := newWorker(t, n, worker.Config{URL: up.URL, Now: clk.Now, UserAgent: "betasync-test"})
+	events := subscribe(t, srv)
+	ctx := t.Context()
+
+	res, err := w.Reload(ctx)
+	require.NoError(t, err)
+	latest, err := n.store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, betasync.StatusSuccess, res.Status)
+	assert.True(t, res.Changed)
+	assert.NotZero(t, res.Version)
+	assert.Equal(t, latest.Version, res.Version, "the version is the KV revision")
+	assert.Equal(t, hashOf(t, docUpstream), res.Hash)
+	assert.Equal(t, betasync.SourceRemote, res.Source)
+	assert.Equal(t, up.URL, res.URL)
+	assert.Equal(t, 7, res.ProvidersCount)
+	assert.Equal(t, t0, res.Timestamp)
+	assert.Contains(t, res.Message, "new version")
+	assert.Equal(t, "betasync-test", up.LastHeader().Get("User-Agent"))
+
+	t.Run("announced", func(t *testing.T) {
+		env := events.Next(t)
+		assert.Equal(t, res.Version, env.Version)
+		assert.Equal(t, res.Hash, env.Hash)
+		assert.Equal(t, betasync.SourceRemote, env.Source)
+		assert.Equal(t, up.URL, env.URL)
+		assert.Equal(t, t0, env.FetchedAt)
+		m, err := env.Mapping()
+		require.NoError(t, err, "the announced config validates against its hash")
+		assert.Len(t, m.Providers(), 7)
+	})
+
+	t.Run("identical content", func(t *testing.T) {
+		again, err := w.Reload(ctx)
+		require.NoError(t, err)
+		assert.False(t, again.Changed)
+		assert.Equal(t, res.Version, again.Version)
+		assert.Equal(t, res.Hash, again.Hash)
+		assert.Equal(t, 7, again.ProvidersCount)
+		assert.Contains(t, again.Message, "unchanged")
+		latest, err := n.store.Mappings.Latest(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, res.Version, latest.Version, "no new version")
+		assert.Equal(t, 2, up.Hits())
+	})
+
+	t.Run("new content", func(t *testing.T) {
+		up.Set(serve(docSmall))
+		next, err := w.Reload(ctx)
+		require.NoError(t, err)
+		assert.True(t, next.Changed)
+		assert.Greater(t, next.Version, res.Version)
+		assert.Equal(t, 2, next.ProvidersCount)
+		// The next announcement is this version: the unchanged reload
+		// announced nothing.
+		env := events.Next(t)
+		assert.Equal(t, next.Version, env.Version)
+		assert.Equal(t, hashOf(t, docSmall), env.Hash)
+		assert.Zero(t, events.Pending(t))
+	})
+
+	t.Run("recorded in the status", func(t *testing.T) {
+		st, err := w.Status(ctx)
+		require.NoError(t, err)
+		require.NotNil(t, st.LastRun)
+		require.NotNil(t, st.LastSuccess)
+		assert.Equal(t, t0, *st.LastRun)
+		assert.Equal(t, t0, *st.LastSuccess)
+		assert.Nil(t, st.LastError)
+		assert.False(t, st.Scheduled)
+	})
+}
+
+func TestReloadKeepsNewerVersionOfAnotherWriter(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, serve(docUpstream))
+	w := newWorker(t, n, worker.Config{URL: up.URL})
+	ctx := t.Context()
+
+	// Another replica stored a version of the same content first.
+	m, err := betasync.Parse(docUpstream)
+	require.NoError(t, err)
+	rev, err := n.store.Mappings.Put(ctx, betasync.NewEnvelope(m, betasync.SourceRemote, t0), 0)
+	require.NoError(t, err)
+
+	res, err := w.Reload(ctx)
+	require.NoError(t, err)
+	assert.False(t, res.Changed)
+	assert.Equal(t, rev, res.Version)
+}
+
+func TestSetSchedule(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	clk := newClock()
+	w := newWorker(t, n, worker.Config{URL: "http://127.0.0.1:1/unused", Now: clk.Now})
+	ctx := t.Context()
+
+	t.Run("invalid", func(t *testing.T) {
+		_, before, err := n.store.Schedules.Get(ctx)
+		require.NoError(t, err)
+		for _, tt := range []struct {
+			name  string
+			hours float64
+		}{
+			{"zero", 0},
+			{"negative", -1},
+			{"below the minimum", 0.001},
+			{"NaN", math.NaN()},
+			{"infinity", math.Inf(1)},
+			{"negative infinity", math.Inf(-1)},
+			{"more than a year", 8761},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := w.SetSchedule(ctx, tt.hours)
+				requireCode(t, err, betasync.EINVALID, "hours must be")
+				_, after, err := n.store.Schedules.Get(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, before, after, "nothing changed")
+			})
+		}
+	})
+
+	t.Run("valid", func(t *testing.T) {
+		for _, tt := range []struct {
+			name  string
+			hours float64
+		}{
+			{"a day", 24},
+			{"the minimum", betasync.MinIntervalHours},
+			{"the maximum", betasync.MaxIntervalHours},
+			{"fractional", 1.5},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				res, err := w.SetSchedule(ctx, tt.hours)
+				require.NoError(t, err)
+				assert.Equal(t, betasync.StatusSuccess, res.Status)
+				assert.InDelta(t, tt.hours, res.IntervalHours, 0)
+				require.NotNil(t, res.NextRun)
+				assert.Equal(t, t0, *res.NextRun, "never reloaded: due at once")
+				st, err := w.Status(ctx)
+				require.NoError(t, err)
+				assert.True(t, st.Scheduled)
+				require.NotNil(t, st.IntervalHours)
+				assert.InDelta(t, tt.hours, *st.IntervalHours, 0)
+			})
+		}
+	})
+}
+
+func TestSetScheduleNextRunFollowsLastSuccess(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, serve(docUpstream))
+	clk := newClock()
+	w := newWorker(t, n, worker.Config{URL: up.URL, Now: clk.Now})
+	ctx := t.Context()
+
+	_, err := w.Reload(ctx) // succeeds at t0
+	require.NoError(t, err)
+	clk.Advance(10 * time.Minute)
+
+	t.Run("recent success", func(t *testing.T) {
+		res, err := w.SetSchedule(ctx, 1)
+		require.NoError(t, err)
+		require.NotNil(t, res.NextRun)
+		assert.Equal(t, t0.Add(time.Hour), *res.NextRun, "an interval after the last success")
+	})
+	t.Run("success older than the interval", func(t *testing.T) {
+		res, err := w.SetSchedule(ctx, 0.1) // 6 minutes
+		require.NoError(t, err)
+		require.NotNil(t, res.NextRun)
+		assert.Equal(t, clk.Now(), *res.NextRun, "due at once")
+	})
+	t.Run("failed since the last success", func(t *testing.T) {
+		up.Set(status(http.StatusInternalServerError))
+		_, err := w.Reload(ctx)
+		require.Error(t, err)
+		res, err := w.SetSchedule(ctx, 1)
+		require.NoError(t, err)
+		require.NotNil(t, res.NextRun)
+		assert.Equal(t, t0.Add(time.Hour), *res.NextRun, "a failed reload does not push the first run back")
+	})
+}
+
+func TestCancelSchedule(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	clk := newClock()
+	w := newWorker(t, n, worker.Config{URL: "http://127.0.0.1:1/unused", Now: clk.Now})
+	ctx := t.Context()
+
+	t.Run("nothing scheduled", func(t *testing.T) {
+		res, err := w.CancelSchedule(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, betasync.StatusSuccess, res.Status)
+	})
+	t.Run("scheduled", func(t *testing.T) {
+		_, err := w.SetSchedule(ctx, 2)
+		require.NoError(t, err)
+		res, err := w.CancelSchedule(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, betasync.StatusSuccess, res.Status)
+		assert.Contains(t, res.Message, "cancelled")
+		assert.Equal(t, t0, res.Timestamp)
+
+		st, err := w.Status(ctx)
+		require.NoError(t, err)
+		assert.False(t, st.Scheduled)
+		assert.Nil(t, st.IntervalHours)
+		assert.Nil(t, st.NextRun)
+		sch, _, err := n.store.Schedules.Get(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, sch.IntervalHours)
+		assert.Nil(t, sch.NextRun)
+	})
+}
+
+func TestStatus(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, serve(docUpstream))
+	clk := newClock()
+	w := newWorker(t, n, worker.Config{ReplicaID: "replica-a", URL: up.URL, Now: clk.Now})
+	ctx := t.Context()
+
+	t.Run("empty", func(t *testing.T) {
+		st, err := w.Status(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, betasync.ScheduleStatus{}, st)
+		raw, err := json.Marshal(st)
+		require.NoError(t, err)
+		assert.JSONEq(t, `{
+			"scheduled": false, "interval_hours": null, "last_run": null, "next_run": null,
+			"last_success": null, "last_error": null,
+			"config_version": 0, "config_source": "", "config_hash": "", "lock_holder": ""
+		}`, string(raw))
+	})
+
+	res, err := w.Reload(ctx)
+	require.NoError(t, err)
+	clk.Advance(30 * time.Minute)
+	up.Set(status(http.StatusInternalServerError))
+	_, reloadErr := w.Reload(ctx)
+	require.Error(t, reloadErr)
+	_, err = w.SetSchedule(ctx, 2)
+	require.NoError(t, err)
+	token, err := n.store.Lease.Acquire(ctx, "replica-b")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.store.Lease.Release(context.WithoutCancel(ctx), token) })
+
+	st, err := w.Status(ctx)
+	require.NoError(t, err)
+	failedAt := t0.Add(30 * time.Minute)
+	assert.True(t, st.Scheduled)
+	if assert.NotNil(t, st.IntervalHours) {
+		assert.InDelta(t, 2.0, *st.IntervalHours, 0)
+	}
+	if assert.NotNil(t, st.LastRun) {
+		assert.Equal(t, failedAt, *st.LastRun)
+	}
+	if assert.NotNil(t, st.NextRun) {
+		assert.Equal(t, t0.Add(2*time.Hour), *st.NextRun)
+	}
+	if assert.NotNil(t, st.LastSuccess) {
+		assert.Equal(t, t0, *st.LastSuccess)
+	}
+	if assert.NotNil(t, st.LastError) {
+		assert.Equal(t, failedAt, st.LastError.Time)
+		assert.Equal(t, betasync.ErrorMessage(reloadErr), st.LastError.Message)
+		assert.Contains(t, st.LastError.Message, "500")
+	}
+	assert.Equal(t, res.Version, st.ConfigVersion)
+	assert.Equal(t, betasync.SourceRemote, st.ConfigSource)
+	assert.Equal(t, res.Hash, st.ConfigHash)
+	assert.Equal(t, "replica-b", st.LockHolder, "the holder is shared state, not this replica")
+
+	t.Run("JSON", func(t *testing.T) {
+		raw, err := json.Marshal(st)
+		require.NoError(t, err)
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(raw, &got))
+		assert.Equal(t, "2026-03-01T12:30:00Z", got["last_run"], "RFC 3339 UTC")
+		assert.Equal(t, "2026-03-01T14:00:00Z", got["next_run"])
+		assert.Equal(t, "2026-03-01T12:00:00Z", got["last_success"])
+		assert.Equal(t, map[string]any{"time": "2026-03-01T12:30:00Z", "message": st.LastError.Message}, got["last_error"])
+		assert.InDelta(t, 2.0, got["interval_hours"], 0)
+	})
 }

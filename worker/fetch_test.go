@@ -1,0 +1,265 @@
+package worker_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/worker"
+)
+
+// blockUntilGone waits until the client goes away (or a bound passes, so a
+// test never hangs on a handler).
+func blockUntilGone(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// redirects answers /r/N with a redirect to /r/N-1 and /r/0 with doc.
+func redirects(doc []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/r/"))
+		if err != nil || n <= 0 {
+			serve(doc)(w, r)
+			return
+		}
+		http.Redirect(w, r, fmt.Sprintf("/r/%d", n-1), http.StatusFound)
+	}
+}
+
+func TestReloadUpstreamFaults(t *testing.T) {
+	const fetchTimeout = 200 * time.Millisecond
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		path    string
+		wants   []string // substrings of the error message
+	}{
+		{name: "status 500", handler: status(http.StatusInternalServerError), wants: []string{"status 500"}},
+		{name: "status 404", handler: status(http.StatusNotFound), wants: []string{"status 404"}},
+		{
+			name: "timeout before headers",
+			handler: func(_ http.ResponseWriter, r *http.Request) {
+				blockUntilGone(r)
+			},
+			wants: []string{"timed out"},
+		},
+		{
+			name: "slow body",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte("{"))
+				rc := http.NewResponseController(w)
+				_ = rc.Flush()
+				for {
+					select {
+					case <-r.Context().Done():
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if _, err := w.Write([]byte(" ")); err != nil {
+						return
+					}
+					if rc.Flush() != nil {
+						return
+					}
+				}
+			},
+			wants: []string{"reading the body", "timed out"},
+		},
+		{
+			name: "10 MiB body",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				chunk := bytes.Repeat([]byte(" "), 64<<10)
+				for range 10 << 20 / len(chunk) {
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+				}
+			},
+			wants: []string{"larger than 1048576 bytes"},
+		},
+		{
+			name:    "HTML",
+			handler: serve([]byte("<!DOCTYPE html><html><body>rate limited</body></html>")),
+			wants:   []string{"not a valid mapping", "not valid JSON"},
+		},
+		{
+			name:    "wrong types",
+			handler: serve([]byte(`{"anthropic": {"x": 1}}`)),
+			wants:   []string{"not a valid mapping", `provider "anthropic"`, `beta "x"`, "string or null"},
+		},
+		{
+			name:    "provider not an object",
+			handler: serve([]byte(`{"anthropic": ["context-1m-2025-08-07"]}`)),
+			wants:   []string{`provider "anthropic"`, "JSON object"},
+		},
+		{
+			name:    "empty object",
+			handler: serve([]byte(`{}`)),
+			wants:   []string{"no core provider"},
+		},
+		{
+			name:    "no core provider",
+			handler: serve([]byte(`{"databricks": {"context-1m-2025-08-07": "context-1m-2025-08-07"}}`)),
+			wants:   []string{"no core provider"},
+		},
+		{
+			name:    "more than 3 redirects",
+			handler: redirects(docSmall),
+			path:    "/r/4",
+			wants:   []string{"more than 3 redirects"},
+		},
+		{
+			name: "redirect to another scheme",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "ftp://example.invalid/mapping.json", http.StatusFound)
+			},
+			wants: []string{"redirect to a ftp URL"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.Start(t)
+			n := connect(t, srv)
+			good := newUpstream(t, serve(docUpstream))
+			bad := newUpstream(t, tt.handler)
+			clk := newClock()
+			ctx := t.Context()
+
+			// The last good version, from a healthy source.
+			seed := newWorker(t, n, worker.Config{ReplicaID: "seed", URL: good.URL, Now: clk.Now})
+			first, err := seed.Reload(ctx)
+			require.NoError(t, err)
+
+			clk.Advance(time.Minute)
+			w := newWorker(t, n, worker.Config{URL: bad.URL + tt.path, FetchTimeout: fetchTimeout, Now: clk.Now})
+			_, reloadErr := w.Reload(ctx)
+			requireCode(t, reloadErr, betasync.EUPSTREAM, tt.wants...)
+			wantHits := 1
+			if tt.path != "" {
+				wantHits = 4 // three redirects followed, the fourth refused
+			}
+			assert.Equal(t, wantHits, bad.Hits())
+
+			latest, err := n.store.Mappings.Latest(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, first.Version, latest.Version, "the last good version stays")
+			assert.Equal(t, first.Hash, latest.Hash)
+
+			st, err := w.Status(ctx)
+			require.NoError(t, err)
+			if assert.NotNil(t, st.LastError) {
+				assert.Equal(t, betasync.ErrorMessage(reloadErr), st.LastError.Message)
+				assert.Equal(t, t0.Add(time.Minute), st.LastError.Time)
+			}
+			if assert.NotNil(t, st.LastSuccess) {
+				assert.Equal(t, t0, *st.LastSuccess, "a failure is not reported as a success")
+			}
+			assert.Equal(t, first.Version, st.ConfigVersion)
+		})
+	}
+}
+
+func TestReloadFollowsUpToThreeRedirects(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, redirects(docSmall))
+	w := newWorker(t, n, worker.Config{URL: up.URL + "/r/3"})
+	res, err := w.Reload(t.Context())
+	require.NoError(t, err)
+	assert.True(t, res.Changed)
+	assert.Equal(t, hashOf(t, docSmall), res.Hash)
+	assert.Equal(t, 4, up.Hits())
+}
+
+func TestReloadConditional(t *testing.T) {
+	tests := []struct {
+		name string
+		// validator is the response header naming the version; condition
+		// is the request header that must echo it.
+		validator, value, condition string
+	}{
+		{name: "ETag", validator: "ETag", value: `"v1-abc"`, condition: "If-None-Match"},
+		{name: "Last-Modified", validator: "Last-Modified", value: "Sun, 01 Mar 2026 10:00:00 GMT", condition: "If-Modified-Since"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.Start(t)
+			n := connect(t, srv)
+			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get(tt.condition) == tt.value {
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				w.Header().Set(tt.validator, tt.value)
+				serve(docUpstream)(w, r)
+			})
+			w := newWorker(t, n, worker.Config{URL: up.URL})
+			events := subscribe(t, srv)
+			ctx := t.Context()
+
+			first, err := w.Reload(ctx)
+			require.NoError(t, err)
+			require.True(t, first.Changed)
+			assert.Empty(t, up.LastHeader().Get("If-None-Match"), "the first fetch is unconditional")
+			assert.Empty(t, up.LastHeader().Get("If-Modified-Since"))
+			latest, err := n.store.Mappings.Latest(ctx)
+			require.NoError(t, err)
+			if tt.validator == "ETag" {
+				assert.Equal(t, tt.value, latest.ETag)
+				assert.Empty(t, latest.LastModified)
+			} else {
+				assert.Equal(t, tt.value, latest.LastModified)
+				assert.Empty(t, latest.ETag)
+			}
+			assert.Equal(t, first.Version, events.Next(t).Version)
+
+			second, err := w.Reload(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, tt.value, up.LastHeader().Get(tt.condition), "the second fetch is conditional")
+			assert.False(t, second.Changed, "304: not changed")
+			assert.Equal(t, first.Version, second.Version, "304: no new version")
+			assert.Equal(t, first.Hash, second.Hash)
+			assert.Equal(t, 7, second.ProvidersCount)
+			assert.Equal(t, 2, up.Hits())
+
+			latest, err = n.store.Mappings.Latest(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, first.Version, latest.Version)
+			assert.Equal(t, tt.value, latest.ETag+latest.LastModified, "the validator is kept")
+			assert.Zero(t, events.Pending(t), "nothing announced for a 304")
+		})
+	}
+}
+
+func TestReloadConditionalOnlyForTheSameURL(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	etagged := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"same"`)
+		serve(docUpstream)(w, r)
+	}
+	a := newUpstream(t, etagged)
+	b := newUpstream(t, etagged)
+	ctx := t.Context()
+
+	_, err := newWorker(t, n, worker.Config{URL: a.URL}).Reload(ctx)
+	require.NoError(t, err)
+	_, err = newWorker(t, n, worker.Config{URL: b.URL}).Reload(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, b.LastHeader().Get("If-None-Match"), "another URL's ETag means nothing here")
+}
