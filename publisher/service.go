@@ -35,6 +35,7 @@ type ServiceConfig struct {
 
 // Service is the running micro service.
 type Service struct {
+	nc     *nats.Conn
 	svc    micro.Service
 	h      Handler
 	cfg    ServiceConfig
@@ -61,7 +62,7 @@ func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
 	if cfg.Version == "" {
 		cfg.Version = "0.0.0"
 	}
-	s := &Service{h: h, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
+	s := &Service{nc: nc, h: h, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        betasync.ServiceName,
 		Version:     cfg.Version,
@@ -103,39 +104,55 @@ func (s *Service) Stop() error {
 // Info returns the micro service's description.
 func (s *Service) Info() micro.Info { return s.svc.Info() }
 
-// async answers each request on its own goroutine.
+// async answers each request on its own goroutine. Once the micro handler
+// has returned, the library reads the request's state to count errors, so
+// replies sent later go straight to the reply subject on the connection
+// rather than through micro.Request.
 func (s *Service) async(fn func(ctx context.Context, payload []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			respondError(req, betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID), s.cfg.Logger)
+			err := betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID)
+			s.reply(req.Subject(), req.Reply(), nil, err)
 			return
 		}
+		subject, reply, payload := req.Subject(), req.Reply(), req.Data()
 		s.wg.Go(func() {
 			defer func() { <-s.sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 			defer cancel()
-			out, err := fn(ctx, req.Data())
-			if err != nil {
-				respondError(req, err, s.cfg.Logger)
-				return
-			}
-			if err := req.RespondJSON(out); err != nil {
-				s.cfg.Logger.Warn("command reply failed", "subject", req.Subject(), "err", err)
-			}
+			out, err := fn(ctx, payload)
+			s.reply(subject, reply, out, err)
 		})
 	}
 }
 
-func respondError(req micro.Request, err error, log *slog.Logger) {
-	code := betasync.ErrorCode(err)
-	if code == betasync.EINTERNAL {
-		log.Error("command failed", "subject", req.Subject(), "err", err)
+// reply sends out, or err with the micro error headers and a JSON body.
+func (s *Service) reply(subject, reply string, out any, err error) {
+	if reply == "" {
+		return // a publish, not a request: nobody to answer
 	}
-	body, _ := json.Marshal(betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: betasync.ErrorMessage(err)})
-	if rerr := req.Error(strconv.Itoa(betasync.Status(code)), betasync.ErrorMessage(err), body); rerr != nil {
-		log.Warn("command error reply failed", "subject", req.Subject(), "err", rerr)
+	msg := &nats.Msg{Subject: reply}
+	if err != nil {
+		code := betasync.ErrorCode(err)
+		if code == betasync.EINTERNAL {
+			s.cfg.Logger.Error("command failed", "subject", subject, "err", err)
+		}
+		msg.Header = nats.Header{
+			micro.ErrorHeader:     []string{betasync.ErrorMessage(err)},
+			micro.ErrorCodeHeader: []string{strconv.Itoa(betasync.Status(code))},
+		}
+		out = betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: betasync.ErrorMessage(err)}
+	}
+	data, merr := json.Marshal(out)
+	if merr != nil {
+		s.reply(subject, reply, nil, betasync.Errorf(betasync.EINTERNAL, "encoding the reply: %v", merr))
+		return
+	}
+	msg.Data = data
+	if perr := s.nc.PublishMsg(msg); perr != nil {
+		s.cfg.Logger.Warn("command reply failed", "subject", subject, "err", perr)
 	}
 }
 

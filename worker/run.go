@@ -22,9 +22,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if !w.cfg.LocalOnly {
 		w.wg.Go(func() {
-			if _, err := w.Reload(ctx); err != nil {
-				w.log.Warn("start-up reload failed; serving the stored mapping", "err", betasync.ErrorMessage(err))
-			}
+			fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchTimeout+5*time.Second)
+			defer cancel()
+			_, err := w.refresh(fctx, TriggerStartup)
+			w.record(fctx, 0, false, err)
 		})
 	}
 	w.wg.Go(func() { w.keepLease(ctx) })
