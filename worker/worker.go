@@ -153,7 +153,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = noMetrics{}
 	}
-	if cfg.LocalOnly && cfg.LocalFile != "" {
+	if cfg.LocalFile != "" {
 		if _, err := loadFile(cfg.LocalFile); err != nil {
 			return nil, fmt.Errorf("worker: local mapping: %w", err)
 		}
