@@ -59,24 +59,49 @@ func Start(cfg Config) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embednats: %w", err)
 	}
-	if cfg.Logger != nil {
-		srv.SetLoggerV2(logAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	// The server reports a failure to listen (a port in use) through
+	// Fatalf, and then never becomes ready: catch it to fail at once.
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(logAdapter{l: logger.With("component", "nats-server"), fatal: fatal}, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("embednats: server not ready for connections within %s", cfg.ReadyTimeout)
+	deadline := time.Now().Add(cfg.ReadyTimeout)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("embednats: %s", msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("embednats: server not ready for connections within %s", cfg.ReadyTimeout)
+		}
 	}
 	return srv, nil
 }
 
 // logAdapter sends the server's printf-style logs to slog.
-type logAdapter struct{ l *slog.Logger }
+type logAdapter struct {
+	l     *slog.Logger
+	fatal chan<- string // the first fatal message
+}
 
 func (a logAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
 func (a logAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a logAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a logAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a logAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a logAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.l.Error(msg)
+	select {
+	case a.fatal <- msg:
+	default:
+	}
+}
+func (a logAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
