@@ -29,18 +29,28 @@ type ServiceConfig struct {
 	ReplicaID string        // names this replica in the service metadata
 	Timeout   time.Duration // bounds one command; 30s when 0
 	Logger    *slog.Logger  // nil discards
-	// MaxInFlight bounds the commands handled at once; 64 when 0.
+	// MaxInFlight bounds the commands handled at once; DefaultMaxInFlight
+	// when 0. Beyond it a command is refused at once (EUNAVAILABLE).
 	MaxInFlight int
 }
 
+// DefaultMaxInFlight is generous on purpose: concurrent reloads are
+// coalesced, so a burst of them costs one parked goroutine each, not a fetch
+// each, and should be answered rather than refused.
+const DefaultMaxInFlight = 1024
+
 // Service is the running micro service.
 type Service struct {
-	nc     *nats.Conn
-	svc    micro.Service
-	h      Handler
-	cfg    ServiceConfig
-	sem    chan struct{}
-	wg     sync.WaitGroup
+	nc  *nats.Conn
+	svc micro.Service
+	h   Handler
+	cfg ServiceConfig
+	sem chan struct{}
+
+	mu      sync.Mutex
+	stopped bool // once set, no command starts
+	wg      sync.WaitGroup
+
 	stop   sync.Once
 	stopEr error
 }
@@ -48,13 +58,15 @@ type Service struct {
 // Serve registers the betasync micro service on nc, in the default queue
 // group, so each command is answered by one replica. Each request is handled
 // on its own goroutine (so concurrent reloads can be coalesced), bounded by
-// MaxInFlight.
+// MaxInFlight. When nc is connected, Serve returns once the server knows
+// the endpoints, so a request sent right after it (on any connection) is
+// answered.
 func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 64
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -88,14 +100,29 @@ func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
 			return nil, err
 		}
 	}
+	if nc.IsConnected() {
+		if err := nc.Flush(); err != nil {
+			// The subscriptions are sent again on reconnect.
+			cfg.Logger.Warn("flushing the service subscriptions", "err", err)
+		}
+	}
 	return s, nil
 }
 
-// Stop unsubscribes and waits for the commands in flight. Calling it twice is
-// safe.
+// Stop unsubscribes and waits for the commands in flight; no command starts
+// after it returns. Calling it twice is safe.
 func (s *Service) Stop() error {
 	s.stop.Do(func() {
 		s.stopEr = s.svc.Stop()
+		// micro drains the endpoint subscriptions in the background: flush,
+		// so the server has dropped them and routes new requests to other
+		// replicas, then refuse whatever the drain still delivers.
+		if s.nc.IsConnected() {
+			_ = s.nc.Flush()
+		}
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
 		s.wg.Wait()
 	})
 	return s.stopEr
@@ -110,6 +137,13 @@ func (s *Service) Info() micro.Info { return s.svc.Info() }
 // rather than through micro.Request.
 func (s *Service) async(fn func(ctx context.Context, payload []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopped {
+			err := betasync.Errorf(betasync.EUNAVAILABLE, "replica %s is stopping", s.cfg.ReplicaID)
+			s.reply(req.Subject(), req.Reply(), nil, err)
+			return
+		}
 		select {
 		case s.sem <- struct{}{}:
 		default:

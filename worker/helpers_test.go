@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -146,6 +147,9 @@ func newWorker(t *testing.T, n node, cfg worker.Config) *worker.Worker {
 	t.Helper()
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = "r1"
+	}
+	if cfg.Logger == nil && testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	w, err := worker.New(cfg, worker.Deps{
 		Mappings:  n.store.Mappings,
