@@ -105,7 +105,7 @@ func TestFilterSemantics(t *testing.T) {
 			}
 			assert.Equal(t, got, tt.m.Betas(tt.provider, tt.values...))
 			assert.True(t, slices.IsSorted(got))
-			assert.Equal(t, len(got), len(slices.Compact(slices.Clone(got))), "no duplicates")
+			assert.Len(t, slices.Compact(slices.Clone(got)), len(got), "no duplicates")
 
 			joined := strings.Join(tt.want, ",")
 			assert.Equal(t, joined, tt.m.HeaderValue(tt.provider, tt.values...))

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -338,11 +339,7 @@ func (m *Mapping) Providers() []string {
 
 // Aliases returns a copy of provider_aliases (alias -> provider).
 func (m *Mapping) Aliases() map[string]string {
-	out := make(map[string]string, len(m.aliases))
-	for a, p := range m.aliases {
-		out[a] = p
-	}
-	return out
+	return maps.Clone(m.aliases)
 }
 
 // Section returns a copy of a provider's section as written (a nil value
@@ -355,11 +352,7 @@ func (m *Mapping) Section(provider string) (section map[string]*string, ok bool)
 	if !ok {
 		return nil, false
 	}
-	out := make(map[string]*string, len(s))
-	for k, v := range s {
-		out[k] = v
-	}
-	return out, true
+	return maps.Clone(s), true
 }
 
 // BetaCount returns the number of beta entries across all providers,

@@ -33,13 +33,9 @@ func (s *server) auth(role string, next http.Handler) http.Handler {
 	})
 }
 
-func (s *server) commandContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
-}
-
 func (s *server) handleReload() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := s.commandContext(r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
 		res, err := s.cfg.Commands.Reload(ctx)
 		if err != nil {
@@ -52,7 +48,7 @@ func (s *server) handleReload() http.Handler {
 
 func (s *server) handleScheduleSet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := s.commandContext(r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
 		hours := r.URL.Query().Get("hours")
 		res, err := s.cfg.Commands.SetSchedule(ctx, hours)
@@ -72,7 +68,7 @@ func (s *server) handleScheduleSet() http.Handler {
 
 func (s *server) handleScheduleCancel() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := s.commandContext(r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
 		res, err := s.cfg.Commands.CancelSchedule(ctx)
 		if err != nil {
@@ -85,7 +81,7 @@ func (s *server) handleScheduleCancel() http.Handler {
 
 func (s *server) handleScheduleStatus() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := s.commandContext(r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
 		res, err := s.cfg.Commands.Status(ctx)
 		if err != nil {

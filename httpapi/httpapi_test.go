@@ -705,7 +705,8 @@ func TestRequestID(t *testing.T) {
 		})
 	}
 	t.Run("generated ids differ", func(t *testing.T) {
-		assert.NotEqual(t, get(t, "/healthz", ""), get(t, "/healthz", ""))
+		first, second := get(t, "/healthz", ""), get(t, "/healthz", "")
+		assert.NotEqual(t, first, second)
 	})
 }
 

@@ -204,7 +204,7 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 		}
 	}
 	if c.logFormat == "text" || (c.logFormat == "auto" && terminal) {
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: c.logLevel, TimeFormat: time.TimeOnly, NoColor: !terminal}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: c.logLevel, TimeFormat: time.TimeOnly, NoColor: !terminal}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.logLevel}))
 }

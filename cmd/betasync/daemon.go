@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +61,7 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 	defer drain(nc, log)
 
 	met := metrics.New()
+	//nolint:contextcheck // long-lived: the subscriber stops on Close, not with a ctx
 	sub, err := subscriber.New(nc,
 		subscriber.WithLogger(log.With("component", "subscriber")),
 		subscriber.WithOnUpdate(func(s subscriber.Snapshot) { met.SetVersion(s.Version) }),
@@ -118,12 +120,14 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 		return fmt.Errorf("admin API: %w", err)
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdown)
 	defer cancel()
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		log.Warn("admin API shutdown", "err", err)
 	}
-	<-serveErr // Serve has returned http.ErrServerClosed
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin API: %w", err)
+	}
 	return nil
 }
 
@@ -166,6 +170,7 @@ func startWorker(ctx, workerCtx context.Context, cfg config, nc *nats.Conn, met 
 			log.Error("worker stopped", "err", err)
 		}
 	})
+	//nolint:contextcheck // long-lived: each command gets its own timeout; the service stops on Stop
 	svc, err := publisher.Serve(nc, w, publisher.ServiceConfig{
 		Version:   serviceVersion(),
 		ReplicaID: cfg.replicaID,

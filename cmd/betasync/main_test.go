@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,9 +70,7 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 		"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
 		"BETASYNC_LOG_FORMAT":                  "json",
 	}
-	for k, v := range env {
-		full[k] = v
-	}
+	maps.Copy(full, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
@@ -80,7 +79,8 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-d.done:
+		case err := <-d.done:
+			assert.NoError(t, err)
 		case <-time.After(20 * time.Second):
 			t.Error("daemon did not stop")
 		}
@@ -178,9 +178,7 @@ func TestDaemonReplicasHandOverLease(t *testing.T) {
 	common := map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_LOCK_TTL": "6s"}
 	withID := func(id string) map[string]string {
 		env := map[string]string{"BETASYNC_REPLICA_ID": id}
-		for k, v := range common {
-			env[k] = v
-		}
+		maps.Copy(env, common)
 		return env
 	}
 	a := startDaemon(t, withID("replica-a"))
@@ -258,9 +256,7 @@ func TestDaemonRejectsInvalidSettings(t *testing.T) {
 				"LITELLM_MASTER_KEY":   "sk-test",
 				"BETASYNC_LOG_FORMAT":  "json",
 			}
-			for k, v := range tt.env {
-				env[k] = v
-			}
+			maps.Copy(env, tt.env)
 			var stdout, stderr bytes.Buffer
 			err := run(t.Context(), []string{"betasync"}, envFunc(env), strings.NewReader(""), &stdout, &stderr)
 			require.Error(t, err)

@@ -57,7 +57,8 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer nc.Close()
 
-	sub, err := subscriber.New(nc, subscriber.WithLogger(log))
+	sub, err := subscriber.New(nc, subscriber.WithLogger(log)) //nolint:contextcheck // stops on Close
+
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	case err := <-done:
 		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
