@@ -2,6 +2,8 @@ package betasync_test
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/betasync/betasync"
@@ -89,5 +91,34 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := betasync.Parse(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkLiteLLMStyleBaseline transcribes LiteLLM's filter (split, strip,
+// look up in the section as written, skip null, collect in a set, sort) over
+// the same data, as the baseline the hot path is measured against.
+func BenchmarkLiteLLMStyleBaseline(b *testing.B) {
+	section, ok := betasync.Default().Section("bedrock")
+	if !ok {
+		b.Fatal("no bedrock section")
+	}
+	var out []string
+	b.ReportAllocs()
+	for b.Loop() {
+		set := map[string]struct{}{}
+		for _, item := range strings.Split(claudeCodeHeader, ",") {
+			item = strings.TrimSpace(item)
+			if name, ok := section[item]; ok && name != nil {
+				set[*name] = struct{}{}
+			}
+		}
+		out = out[:0]
+		for name := range set {
+			out = append(out, name)
+		}
+		slices.Sort(out)
+	}
+	if len(out) != 3 {
+		b.Fatalf("got %q", out)
 	}
 }
