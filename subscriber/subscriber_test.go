@@ -1,7 +1,6 @@
 package subscriber_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/internal/syncbuf"
 	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/publisher"
 	"github.com/betasync/betasync/subscriber"
@@ -306,7 +306,7 @@ func TestEventsDoNotWaitForKV(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			nc := tt.start(t)
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			p := newPod(t, nc, subscriber.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 
 			announce(t, nc, doc(t, 1), 1)
@@ -315,24 +315,6 @@ func TestEventsDoNotWaitForKV(t *testing.T) {
 			assert.True(t, p.Ready())
 		})
 	}
-}
-
-// lockedBuffer is a log destination safe for concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestReconnectCatchesUpFromKV(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,26 +21,8 @@ import (
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from the daemon while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func envFunc(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
@@ -50,8 +31,8 @@ func envFunc(env map[string]string) func(string) string {
 // daemon is a running betasync started through run, as main starts it.
 type daemon struct {
 	url    string // admin API base URL
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	stop   context.CancelFunc
 	done   chan error
 }
@@ -72,7 +53,7 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 	}
 	maps.Copy(full, env)
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	d := &daemon{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
 		d.done <- run(ctx, []string{"betasync"}, envFunc(full), strings.NewReader(""), d.stdout, d.stderr)
 	}()

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +13,10 @@ import (
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/internal/syncbuf"
 	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/publisher"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // The pod serves the embedded default at once, then switches to each
 // version the bus announces.
@@ -45,10 +27,10 @@ func TestPodSwitchesVersions(t *testing.T) {
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	env := map[string]string{"NATS_URL": srv.ClientURL(), "POD_HTTP_ADDR": "127.0.0.1:0"}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, stdout, &syncBuffer{}) }()
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, stdout, &syncbuf.Buffer{}) }()
 	t.Cleanup(func() {
 		cancel()
 		assert.NoError(t, <-done)
