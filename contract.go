@@ -44,7 +44,7 @@ const (
 // Envelope is a mapping version as stored in KV and announced on
 // config.updated. In KV, Version is zero: the entry's revision is the version.
 type Envelope struct {
-	Version      uint64          `json:"version"`
+	Version      uint64          `json:"version,omitempty"`
 	Hash         string          `json:"hash"`
 	Source       string          `json:"source"`
 	FetchedAt    time.Time       `json:"fetched_at"`

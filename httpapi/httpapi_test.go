@@ -783,3 +783,27 @@ func TestLoadKeys(t *testing.T) {
 		require.ErrorIs(t, err, os.ErrNotExist)
 	})
 }
+
+// Without Commands (a worker-only replica) the server has health and
+// metrics only; the admin endpoints do not exist there.
+func TestOpsOnlyServer(t *testing.T) {
+	met := metrics.New()
+	ts := httptest.NewServer(httpapi.NewServer(httpapi.Config{Metrics: met.Handler(), Observer: met}))
+	t.Cleanup(ts.Close)
+	for path, want := range map[string]int{
+		"/healthz":                       http.StatusOK,
+		"/metrics":                       http.StatusOK,
+		"/readyz":                        http.StatusNotFound,
+		"/anthropic_beta_headers":        http.StatusNotFound,
+		"/reload/anthropic_beta_headers": http.StatusNotFound,
+	} {
+		t.Run(path, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+path, nil)
+			require.NoError(t, err)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, want, resp.StatusCode)
+		})
+	}
+}

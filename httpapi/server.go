@@ -41,6 +41,8 @@ type RequestObserver interface {
 
 // Config holds the server's dependencies.
 type Config struct {
+	// Commands, Mapping and Keys serve the admin API. With Commands nil the
+	// server has only /healthz and /metrics (a worker-only replica).
 	Commands Commands
 	Mapping  Mapping
 	Keys     *Keyring

@@ -31,7 +31,7 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_NATS_LISTEN", "127.0.0.1:4222", "embedded NATS client address"},
 	{"BETASYNC_DATA_DIR", "./data", "embedded NATS JetStream directory"},
 	{"BETASYNC_NATS_CONNECT_TIMEOUT", "10s", "how long to wait for NATS at start"},
-	{"BETASYNC_HTTP_ADDR", ":4000", "admin API address"},
+	{"BETASYNC_HTTP_ADDR", ":4000", "admin API address (health and metrics only on a worker-only replica)"},
 	{"BETASYNC_ROLES", "api,worker", "what this replica runs: api, worker, or both"},
 	{"BETASYNC_REPLICA_ID", "<hostname>-<pid>", "names this replica in status and logs"},
 	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer)"},

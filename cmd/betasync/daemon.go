@@ -39,9 +39,11 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 	}
 	log := newLogger(cfg, stderr).With("replica", cfg.replicaID)
 
-	keys, err := loadKeyring(cfg, stdout, log)
-	if err != nil {
-		return err
+	var keys *httpapi.Keyring
+	if cfg.api {
+		if keys, err = loadKeyring(cfg, stdout, log); err != nil {
+			return err
+		}
 	}
 
 	natsURL := cfg.natsURL
@@ -86,32 +88,33 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 		}()
 	}
 
-	if !cfg.api {
-		log.Info("worker running; no API on this replica")
-		<-ctx.Done()
-		log.Info("shutting down")
-		return nil
+	api := httpapi.Config{
+		Logger:   log.With("component", "http"),
+		Observer: met,
+		Metrics:  met.Handler(),
+	}
+	if cfg.api {
+		api.Commands = publisher.NewClient(nc)
+		api.Mapping = sub
+		api.Keys = keys
+		api.CommandTimeout = cfg.fetchTimeout + 20*time.Second
 	}
 	ln, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
 		return fmt.Errorf("BETASYNC_HTTP_ADDR=%q: %w", cfg.httpAddr, err)
 	}
 	httpSrv := &http.Server{
-		Handler: httpapi.NewServer(httpapi.Config{
-			Commands:       publisher.NewClient(nc),
-			Mapping:        sub,
-			Keys:           keys,
-			CommandTimeout: cfg.fetchTimeout + 20*time.Second,
-			Logger:         log.With("component", "http"),
-			Observer:       met,
-			Metrics:        met.Handler(),
-		}),
+		Handler:           httpapi.NewServer(api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
-	fmt.Fprintf(stdout, "betasync: admin API at http://%s\n", ln.Addr())
+	if cfg.api {
+		fmt.Fprintf(stdout, "betasync: admin API at http://%s\n", ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "betasync: worker only; health and metrics at http://%s\n", ln.Addr())
+	}
 	log.Info("ready", "http", ln.Addr().String(), "nats", natsURL, "version", version, "mapping_version", sub.Current().Version)
 
 	select {

@@ -9,10 +9,12 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -342,4 +344,84 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 	err := run(t.Context(), []string{"betasync", "frobnicate"}, envFunc(nil), nil, io.Discard, io.Discard)
 	require.Error(t, err)
 	assert.Equal(t, 2, exitCode(err))
+}
+
+// A worker-only replica serves no admin API and needs no key, but exposes
+// health and metrics, so its reloads and lease flag can be scraped.
+func TestDaemonWorkerOnlyServesMetrics(t *testing.T) {
+	stdout := &syncbuf.Buffer{}
+	env := map[string]string{
+		"BETASYNC_ROLES":                       "worker",
+		"BETASYNC_NATS_LISTEN":                 "127.0.0.1:-1",
+		"BETASYNC_HTTP_ADDR":                   "127.0.0.1:0",
+		"BETASYNC_DATA_DIR":                    t.TempDir(),
+		"BETASYNC_LOG_FORMAT":                  "json",
+		"BETASYNC_LOCK_TTL":                    "3s",
+		"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"betasync"}, envFunc(env), nil, stdout, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	var base string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`health and metrics at (http://\S+)`).FindStringSubmatch(stdout.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.NotContains(t, stdout.String(), "master key", "a worker-only replica has no API keys")
+
+	get := func(path string) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	require.Eventually(t, func() bool {
+		code, body := get("/metrics")
+		return code == http.StatusOK && strings.Contains(body, "betasync_lease_holder 1")
+	}, 5*time.Second, 20*time.Millisecond)
+	code, _ := get("/schedule/anthropic_beta_headers_reload/status")
+	assert.Equal(t, http.StatusNotFound, code)
+}
+
+// The built binary stops cleanly on SIGTERM: exit 0, lease released.
+func TestBinaryStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "betasync")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
+	cmd := exec.CommandContext(t.Context(), bin)
+	cmd.Env = append(os.Environ(),
+		"BETASYNC_NATS_LISTEN=127.0.0.1:-1",
+		"BETASYNC_HTTP_ADDR=127.0.0.1:0",
+		"BETASYNC_DATA_DIR="+t.TempDir(),
+		"LITELLM_MASTER_KEY=sk-test",
+		"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=True",
+		"BETASYNC_LOG_FORMAT=json",
+	)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool {
+		return apiLine.MatchString(stdout.String()) && strings.Contains(stderr.String(), "acquired the lease")
+	}, 10*time.Second, 10*time.Millisecond, "stderr: %s", stderr)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "exit status; stderr: %s", stderr)
+	assert.Contains(t, stderr.String(), "released the lease")
+	assert.Contains(t, stderr.String(), "embedded NATS stopped")
 }
