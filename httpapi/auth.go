@@ -101,15 +101,25 @@ func (kr *Keyring) authenticate(token string) (Key, bool) {
 	return found, ok == 1
 }
 
-// token extracts the API key from Authorization: Bearer or x-litellm-api-key.
-func token(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if scheme, rest, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(rest)
-		}
-		return ""
+// token extracts the API key. As in LiteLLM, x-litellm-api-key comes first
+// (it exists for clients that use Authorization for something else), then
+// Authorization: Bearer. It returns "" and a reason when there is none.
+func token(r *http.Request) (string, string) {
+	if k := strings.TrimSpace(r.Header.Get("X-Litellm-Api-Key")); k != "" {
+		return k, ""
 	}
-	return strings.TrimSpace(r.Header.Get("X-Litellm-Api-Key"))
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", "missing API key: send Authorization: Bearer <key> or x-litellm-api-key"
+	}
+	scheme, rest, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", "unsupported Authorization scheme: send Authorization: Bearer <key> or x-litellm-api-key"
+	}
+	if k := strings.TrimSpace(rest); k != "" {
+		return k, ""
+	}
+	return "", "missing API key after Bearer"
 }
 
 func allowed(have, need string) bool {

@@ -15,9 +15,9 @@ import (
 // auth admits requests whose key holds role (admin holds every role).
 func (s *server) auth(role string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := token(r)
+		tok, why := token(r)
 		if tok == "" {
-			writeError(w, r, s.log, betasync.Errorf(betasync.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key> or x-litellm-api-key"), "")
+			writeError(w, r, s.log, &betasync.Error{Code: betasync.EUNAUTHORIZED, Message: why}, "")
 			return
 		}
 		key, ok := s.cfg.Keys.authenticate(tok)
@@ -129,17 +129,22 @@ func (s *server) handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz is ready when NATS is connected and a worker answers.
+// handleReadyz answers whether this replica can do its job (Config.Ready).
 func (s *server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.cfg.Commands.Ping(ctx); err != nil {
-			writeError(w, r, s.log, err, "")
-			return
+		if s.cfg.Ready != nil {
+			if err := s.cfg.Ready(ctx); err != nil {
+				writeError(w, r, s.log, err, "")
+				return
+			}
 		}
-		cur := s.cfg.Mapping.Current()
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "version": cur.Version})
+		body := map[string]any{"status": "ready"}
+		if s.cfg.Mapping != nil {
+			body["version"] = s.cfg.Mapping.Current().Version
+		}
+		writeJSON(w, http.StatusOK, body)
 	})
 }
 

@@ -175,10 +175,11 @@ func setupNoWorker(t *testing.T) *env {
 	return &env{api: newAPI(t, publisher.NewClient(nc), sub, met), sub: sub, met: met}
 }
 
-func newAPI(t *testing.T, cmds httpapi.Commands, mapping httpapi.Mapping, met *metrics.Metrics) *httptest.Server {
+func newAPI(t *testing.T, cmds *publisher.Client, mapping httpapi.Mapping, met *metrics.Metrics) *httptest.Server {
 	t.Helper()
 	api := httptest.NewServer(httpapi.NewServer(httpapi.Config{
 		Commands:       cmds,
+		Ready:          cmds.Ping,
 		Mapping:        mapping,
 		Keys:           keyring(t),
 		CommandTimeout: 10 * time.Second,
@@ -793,7 +794,7 @@ func TestOpsOnlyServer(t *testing.T) {
 	for path, want := range map[string]int{
 		"/healthz":                       http.StatusOK,
 		"/metrics":                       http.StatusOK,
-		"/readyz":                        http.StatusNotFound,
+		"/readyz":                        http.StatusOK,
 		"/anthropic_beta_headers":        http.StatusNotFound,
 		"/reload/anthropic_beta_headers": http.StatusNotFound,
 	} {
@@ -804,6 +805,76 @@ func TestOpsOnlyServer(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 			assert.Equal(t, want, resp.StatusCode)
+		})
+	}
+}
+
+// Probes may use HEAD.
+func TestProbesAcceptHEAD(t *testing.T) {
+	ts := httptest.NewServer(httpapi.NewServer(httpapi.Config{}))
+	t.Cleanup(ts.Close)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, ts.URL+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+}
+
+// A client can send any token as a method; the metric label stays bounded.
+func TestMetricsMethodLabelIsBounded(t *testing.T) {
+	met := metrics.New()
+	ts := httptest.NewServer(httpapi.NewServer(httpapi.Config{Metrics: met.Handler(), Observer: met}))
+	t.Cleanup(ts.Close)
+	for _, m := range []string{"XMETHOD1", "XMETHOD2", "BREW"} {
+		req, err := http.NewRequestWithContext(t.Context(), m, ts.URL+"/whatever", nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.NotContains(t, string(body), "XMETHOD")
+	assert.Contains(t, string(body), `betasync_http_requests_total{code="404",method="other",route="unmatched"} 3`)
+}
+
+// x-litellm-api-key wins over Authorization (as in LiteLLM), so a client
+// that uses Authorization for something else still authenticates.
+func TestAuthHeaderPriority(t *testing.T) {
+	e := setup(t)
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    int
+		message string
+	}{
+		{"basic auth beside a valid litellm key", map[string]string{"Authorization": "Basic abc", "x-litellm-api-key": masterKey}, http.StatusOK, ""},
+		{"basic auth alone", map[string]string{"Authorization": "Basic abc"}, http.StatusUnauthorized, "unsupported Authorization scheme"},
+		{"key without scheme", map[string]string{"Authorization": masterKey}, http.StatusUnauthorized, "unsupported Authorization scheme"},
+		{"bearer without key", map[string]string{"Authorization": "Bearer "}, http.StatusUnauthorized, "missing API key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.api.URL+"/schedule/anthropic_beta_headers_reload/status", nil)
+			require.NoError(t, err)
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, resp.StatusCode, "%s", body)
+			assert.Contains(t, string(body), tt.message)
 		})
 	}
 }

@@ -10,7 +10,8 @@ func (s *server) routes() {
 	if s.cfg.Metrics != nil {
 		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
 	}
-	r.Handle("/healthz", s.handleHealthz()).Methods(http.MethodGet)
+	r.Handle("/healthz", s.handleHealthz()).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", s.handleReadyz()).Methods(http.MethodGet, http.MethodHead)
 	if s.cfg.Commands == nil {
 		return // a worker-only replica: health and metrics only
 	}
@@ -21,5 +22,4 @@ func (s *server) routes() {
 	r.Handle("/schedule/anthropic_beta_headers_reload/status", s.auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
 	// Ours.
 	r.Handle("/anthropic_beta_headers", s.auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
-	r.Handle("/readyz", s.handleReadyz()).Methods(http.MethodGet)
 }

@@ -26,7 +26,6 @@ type Commands interface {
 	SetSchedule(ctx context.Context, hours string) (betasync.ScheduleResult, error)
 	CancelSchedule(ctx context.Context) (betasync.CancelResult, error)
 	Status(ctx context.Context) (betasync.ScheduleStatus, error)
-	Ping(ctx context.Context) error
 }
 
 // Mapping gives the mapping this replica serves (subscriber.Subscriber).
@@ -46,6 +45,9 @@ type Config struct {
 	Commands Commands
 	Mapping  Mapping
 	Keys     *Keyring
+	// Ready answers /readyz: nil when this replica can do its job (for an
+	// API replica: NATS connected and a worker answering). Nil: always ready.
+	Ready func(ctx context.Context) error
 	// CommandTimeout bounds one command; make it longer than the worker's
 	// fetch timeout. 30s when 0.
 	CommandTimeout time.Duration
@@ -116,11 +118,30 @@ func (s *server) observe(next http.Handler) http.Handler {
 			rec.status = http.StatusOK
 		}
 		d := time.Since(start)
-		s.log.Info("http request", "method", r.Method, "route", route, "status", rec.status, "duration", d, "request_id", id)
+		level := slog.LevelInfo
+		if quietRoutes[route] && rec.status < http.StatusBadRequest {
+			level = slog.LevelDebug // probes and scrapes would drown the log
+		}
+		s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", route, "status", rec.status,
+			"duration_ms", float64(d.Microseconds())/1000, "request_id", id)
 		if s.cfg.Observer != nil {
-			s.cfg.Observer.ObserveRequest(route, r.Method, rec.status, d)
+			s.cfg.Observer.ObserveRequest(route, methodLabel(r.Method), rec.status, d)
 		}
 	})
+}
+
+// quietRoutes are logged at debug level when they succeed.
+var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// methodLabel bounds the method label: a client may send any token as a
+// method, and every distinct one would otherwise become a new time series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 func newRequestID() string {

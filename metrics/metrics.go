@@ -33,9 +33,10 @@ func New() *Metrics {
 			Help: "Admin API requests by route, method and status code.",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "betasync_http_request_duration_seconds",
-			Help:    "Admin API request latency by route.",
-			Buckets: prometheus.DefBuckets,
+			Name: "betasync_http_request_duration_seconds",
+			Help: "Admin API request latency by route.",
+			// Up to a minute: a reload waits for the fetch (10s by default).
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"route"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "betasync_reloads_total",

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,13 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 			return err
 		}
 	}
+	// Take the HTTP port first: a replica that cannot serve should not join
+	// the fleet, not even briefly.
+	ln, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("BETASYNC_HTTP_ADDR=%q: %w", cfg.httpAddr, err)
+	}
+	defer ln.Close() // for early returns; Shutdown closes it otherwise
 
 	natsURL := cfg.natsURL
 	if natsURL == "" {
@@ -88,24 +96,31 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 		}()
 	}
 
+	commandTimeout := cfg.fetchTimeout + 20*time.Second
 	api := httpapi.Config{
 		Logger:   log.With("component", "http"),
 		Observer: met,
 		Metrics:  met.Handler(),
+		Ready: func(context.Context) error {
+			if !nc.IsConnected() {
+				return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS (%s)", nc.Status())
+			}
+			return nil
+		},
 	}
 	if cfg.api {
-		api.Commands = publisher.NewClient(nc)
+		client := publisher.NewClient(nc)
+		api.Commands = client
+		api.Ready = client.Ping
 		api.Mapping = sub
 		api.Keys = keys
-		api.CommandTimeout = cfg.fetchTimeout + 20*time.Second
-	}
-	ln, err := net.Listen("tcp", cfg.httpAddr)
-	if err != nil {
-		return fmt.Errorf("BETASYNC_HTTP_ADDR=%q: %w", cfg.httpAddr, err)
+		api.CommandTimeout = commandTimeout
 	}
 	httpSrv := &http.Server{
 		Handler:           httpapi.NewServer(api),
 		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      commandTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
@@ -126,7 +141,7 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdown)
 	defer cancel()
 	if err := httpSrv.Shutdown(sctx); err != nil {
-		log.Warn("admin API shutdown", "err", err)
+		log.Warn("admin API shutdown: requests still in flight were cut off", "err", err)
 	}
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin API: %w", err)
@@ -141,11 +156,25 @@ func startWorker(ctx, workerCtx context.Context, cfg config, nc *nats.Conn, met 
 	if err != nil {
 		return nil, err
 	}
-	kctx, cancel := context.WithTimeout(ctx, cfg.connectTimeout)
-	defer cancel()
-	store, err := kv.Ensure(kctx, js, kv.Config{Replicas: cfg.kvReplicas, LockTTL: cfg.lockTTL})
-	if err != nil {
-		return nil, fmt.Errorf("creating the KV buckets (BETASYNC_KV_REPLICAS=%d): %w", cfg.kvReplicas, err)
+	// JetStream may still be electing leaders when the daemon starts: retry
+	// within the same bound as the connection.
+	deadline := time.Now().Add(cfg.connectTimeout)
+	var store *kv.Store
+	for {
+		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		store, err = kv.Ensure(kctx, js, kv.Config{Replicas: cfg.kvReplicas, LockTTL: cfg.lockTTL})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("creating the KV buckets (BETASYNC_KV_REPLICAS=%d) within BETASYNC_NATS_CONNECT_TIMEOUT (%s): %w", cfg.kvReplicas, cfg.connectTimeout, err)
+		}
+		log.Warn("KV buckets not ready yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	w, err := worker.New(worker.Config{
 		ReplicaID:     cfg.replicaID,
@@ -208,6 +237,9 @@ func loadKeyring(cfg config, stdout io.Writer, log *slog.Logger) (*httpapi.Keyri
 	if err != nil {
 		return nil, fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
 	}
+	if master == "" && !slices.ContainsFunc(keys, func(k httpapi.Key) bool { return k.Role == httpapi.RoleAdmin }) {
+		log.Warn("no admin key: no LITELLM_MASTER_KEY and no admin key in BETASYNC_KEYS_FILE; reloads and schedules are only possible over NATS")
+	}
 	return kr, nil
 }
 
@@ -218,6 +250,10 @@ func connect(ctx context.Context, cfg config, url string, log *slog.Logger) (*na
 		nats.Name("betasync " + cfg.replicaID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
+		// Fail writes while disconnected instead of replaying them later:
+		// a lease renewal or KV write that already timed out must not land
+		// after the fact.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("disconnected from NATS", "err", err)
