@@ -54,7 +54,7 @@ demo: ## start the daemon and an example pod, walk the curl flow
 	bash scripts/demo.sh
 
 .PHONY: up
-up: ## docker compose: 3-node NATS cluster, two betasync replicas, one example pod
+up: ## docker compose (needs LITELLM_MASTER_KEY): 3-node NATS cluster, two betasync replicas, one example pod
 	docker compose up --build -d
 
 .PHONY: down

@@ -91,7 +91,8 @@ wait_for() { # wait_for NAME URL PID: poll URL until it answers 200, at most 30 
 	return 1
 }
 port_free() { # fail early, with the fix, when a demo port is taken
-	if curl -s -o /dev/null --max-time 1 "http://$1/" 2>/dev/null; then
+	# bash's /dev/tcp connects to any listener, HTTP or not (NATS included).
+	if (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; then
 		echo "something already listens on $1; stop it and run the demo again" >&2
 		exit 1
 	fi
