@@ -23,27 +23,42 @@ const (
 	converseField = "additionalModelRequestFields"
 )
 
-// PlacementFor returns where provider (after alias resolution) expects betas:
-// the body for Bedrock Invoke, the nested Converse field for Bedrock
-// Converse, header and body for Vertex AI, and the header for everyone else
-// (Anthropic, Azure AI, Databricks, Bedrock Mantle, future providers).
+// PlacementFor returns where provider expects betas: the body for Bedrock
+// Invoke, the nested Converse field for Bedrock Converse, header and body for
+// Vertex AI, and the header for Anthropic, Azure AI, Databricks and Bedrock
+// Mantle. Those names place by themselves even when an alias of the same name
+// points elsewhere (the alias only chooses the section, as in LiteLLM, where
+// the route decides placement); any other name places like the provider it
+// is an alias of, and the header is the default for future providers.
 func (m *Mapping) PlacementFor(provider string) Placement {
-	switch m.Resolve(provider) {
-	case "bedrock":
-		return InBody
-	case "bedrock_converse":
-		return InConverseBody
-	case "vertex_ai":
-		return InHeader | InBody
-	default:
-		return InHeader
+	if p, ok := knownPlacement(provider); ok {
+		return p
 	}
+	if p, ok := knownPlacement(m.Resolve(provider)); ok {
+		return p
+	}
+	return InHeader
+}
+
+func knownPlacement(provider string) (Placement, bool) {
+	switch provider {
+	case "bedrock":
+		return InBody, true
+	case "bedrock_converse":
+		return InConverseBody, true
+	case "vertex_ai":
+		return InHeader | InBody, true
+	case "anthropic", "azure_ai", "databricks", "bedrock_mantle":
+		return InHeader, true
+	}
+	return 0, false
 }
 
 // FilterRequest prepares a request for provider: it gathers the betas the
 // client sent (every anthropic-beta header line, and any anthropic_beta array
 // already in the body, top-level or under additionalModelRequestFields),
-// filters them, and places the survivors where the provider expects them,
+// filters them (header values are split on commas; body array items are
+// only stripped, so an item holding a comma is dropped, as in LiteLLM), and places the survivors where the provider expects them,
 // removing them from everywhere else. h is rewritten in place; the returned
 // body is the rewritten JSON (the input is returned unchanged when it holds
 // no betas and none are to be placed in it). A body that is not a JSON object,
@@ -56,13 +71,14 @@ func (m *Mapping) FilterRequest(provider string, h http.Header, body []byte) ([]
 	if err != nil {
 		return nil, err
 	}
-	values := headerValues(h)
 	bodyBetas, err := doc.takeBetas()
 	if err != nil {
 		return nil, err
 	}
-	values = append(values, bodyBetas...)
-	betas := m.Betas(provider, values...)
+	// Header values are split on commas; body items are not (LiteLLM
+	// filters a body array item by item).
+	betas := m.AppendBetas(nil, provider, headerValues(h)...)
+	betas = m.appendItems(betas, 0, provider, bodyBetas)
 
 	deleteHeader(h)
 	place := m.PlacementFor(provider)

@@ -310,6 +310,69 @@ func TestFilterRequest(t *testing.T) {
 	}
 }
 
+// TestFilterRequestBodyItems checks LiteLLM's treatment of a body's
+// anthropic_beta array: each item is stripped, but not split on commas,
+// while header values still are.
+func TestFilterRequestBodyItems(t *testing.T) {
+	def := betasync.Default()
+	// Keys no header item can match, which LiteLLM accepts (with warnings).
+	odd := mustParseDoc(t, `{"bedrock":{"a":"a","b":"b","a,b":"ab","":"empty"}}`)
+	require.Len(t, odd.Warnings(), 2)
+
+	tests := []struct {
+		name   string
+		m      *betasync.Mapping
+		header []string
+		items  string // the body's anthropic_beta array
+		want   string // the body's anthropic_beta array after filtering; "" means none
+	}{
+		{"item with a comma is dropped", def, nil, `["context-1m-2025-08-07,effort-2025-11-24"]`, ""},
+		{"item with a comma dropped, others kept", def, nil, `["context-1m-2025-08-07,effort-2025-11-24","effort-2025-11-24"]`, `["effort-2025-11-24"]`},
+		{"header value with a comma is split", def, []string{"context-1m-2025-08-07,effort-2025-11-24"}, `["compact-2026-01-12, oauth-2025-04-20"]`, `["context-1m-2025-08-07","effort-2025-11-24"]`},
+		{"items are stripped as Python does", def, nil, `[" context-1m-2025-08-07\t","\u001ceffort-2025-11-24\u001f","\u3000compact-2026-01-12\u0085"]`, `["compact-2026-01-12","context-1m-2025-08-07","effort-2025-11-24"]`},
+		{"zero-width space is not stripped", def, nil, `["\u200bcontext-1m-2025-08-07"]`, ""},
+		{"empty and blank items dropped", def, nil, `[""," ","\t"]`, ""},
+		{"empty array removed", def, nil, `[]`, ""},
+		{"header and body merged and de-duplicated", def, []string{" effort-2025-11-24 ,context-1m-2025-08-07"}, `["effort-2025-11-24","context-1m-2025-08-07 "]`, `["context-1m-2025-08-07","effort-2025-11-24"]`},
+
+		// Exactly LiteLLM's lookup, even for odd keys.
+		{"odd key: body item with a comma matches it", odd, nil, `["a,b"]`, `["ab"]`},
+		{"odd key: header value with a comma does not", odd, []string{"a,b"}, `[]`, `["a","b"]`},
+		{"odd key: blank body item matches the empty key", odd, nil, `[" "]`, `["empty"]`},
+		{"odd key: blank header items never do", odd, []string{" , ,"}, `[]`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tt.header {
+				h.Add(betasync.HeaderName, v)
+			}
+			out, err := tt.m.FilterRequest("bedrock", h, []byte(`{"max_tokens":1,"anthropic_beta":`+tt.items+`}`))
+			require.NoError(t, err)
+			want := `{"max_tokens":1}`
+			if tt.want != "" {
+				want = `{"max_tokens":1,"anthropic_beta":` + tt.want + `}`
+			}
+			assert.JSONEq(t, want, string(out))
+			assert.Empty(t, h, "bedrock takes betas in the body only")
+		})
+	}
+
+	t.Run("vertex: body items go to the header too, unsplit", func(t *testing.T) {
+		h := http.Header{}
+		out, err := def.FilterRequest("vertex_ai", h, []byte(`{"anthropic_beta":["context-1m-2025-08-07,interleaved-thinking-2025-05-14"," interleaved-thinking-2025-05-14\u001e"]}`))
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"anthropic_beta":["interleaved-thinking-2025-05-14"]}`, string(out))
+		assert.Equal(t, []string{"interleaved-thinking-2025-05-14"}, h.Values(betasync.HeaderName))
+	})
+
+	t.Run("converse: nested items are not split either", func(t *testing.T) {
+		out, err := def.FilterRequest("bedrock_converse", http.Header{}, []byte(`{"additionalModelRequestFields":{"anthropic_beta":["context-1m-2025-08-07,effort-2025-11-24","effort-2025-11-24"]}}`))
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"additionalModelRequestFields":{"anthropic_beta":["effort-2025-11-24"]}}`, string(out))
+	})
+}
+
 func TestFilterRequestInvalidBody(t *testing.T) {
 	m := betasync.Default()
 	tests := []struct {
@@ -352,6 +415,7 @@ func TestFilterRequestInvalidBody(t *testing.T) {
 func TestPlacementFor(t *testing.T) {
 	def := betasync.Default()
 	aliased := mustParseDoc(t, `{"provider_aliases":{"aws":"bedrock","aws_converse":"bedrock_converse","gcp":"vertex_ai"},"bedrock":{},"bedrock_converse":{},"vertex_ai":{}}`)
+	shadowed := mustParseDoc(t, `{"provider_aliases":{"anthropic":"bedrock","bedrock":"anthropic","gcp":"bedrock"},"anthropic":{},"bedrock":{}}`)
 	tests := []struct {
 		name     string
 		m        *betasync.Mapping
@@ -369,6 +433,9 @@ func TestPlacementFor(t *testing.T) {
 		{"alias to bedrock", aliased, "aws", betasync.InBody},
 		{"alias to bedrock_converse", aliased, "aws_converse", betasync.InConverseBody},
 		{"alias to vertex_ai", aliased, "gcp", betasync.InHeader | betasync.InBody},
+		{"known name aliased elsewhere places by itself", shadowed, "anthropic", betasync.InHeader},
+		{"bedrock aliased elsewhere places by itself", shadowed, "bedrock", betasync.InBody},
+		{"alias of a shadowing alias places like its direct target", shadowed, "gcp", betasync.InBody},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,14 +4,17 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // HeaderName is the request header that carries beta features.
 const HeaderName = "Anthropic-Beta"
 
 // Filtering follows LiteLLM's semantics so a LiteLLM user sees the same
-// result: header values are split on commas, trimmed, and empty items
-// dropped; the provider is resolved through provider_aliases; a beta absent
+// result: header values are split on commas, each item is stripped of white
+// space as Python's str.strip() defines it (see trimSpace), and empty items
+// are dropped; the provider is resolved through provider_aliases; a beta absent
 // from the provider's section, or mapped to null, is dropped; otherwise the
 // provider's name for it is emitted; the result is de-duplicated and sorted.
 // A provider without a section gets nothing. Beta names match exactly
@@ -31,7 +34,7 @@ func (m *Mapping) AppendBetas(dst []string, provider string, values ...string) [
 		for v != "" {
 			var item string
 			item, v, _ = strings.Cut(v, ",")
-			item = strings.TrimSpace(item)
+			item = trimSpace(item)
 			if item == "" {
 				continue
 			}
@@ -41,6 +44,66 @@ func (m *Mapping) AppendBetas(dst []string, provider string, values ...string) [
 		}
 	}
 	return dst
+}
+
+// appendItems is AppendBetas for betas that come one per item, as in a
+// body's anthropic_beta array, merged into the sorted run dst[start:]. As in
+// LiteLLM, each item is stripped but not split on commas, so an item holding
+// a comma matches no ordinary beta.
+func (m *Mapping) appendItems(dst []string, start int, provider string, items []string) []string {
+	t := m.tables[provider]
+	if t == nil {
+		return dst
+	}
+	for _, item := range items {
+		if name, ok := t[trimSpace(item)]; ok {
+			dst = insertSorted(dst, start, name)
+		}
+	}
+	return dst
+}
+
+// asciiSpace has a bit set for each ASCII character Python's str.isspace
+// accepts: \t \n \v \f \r, the separators \x1c-\x1f, and the space. All are
+// below 64.
+const asciiSpace uint64 = 1<<'\t' | 1<<'\n' | 1<<'\v' | 1<<'\f' | 1<<'\r' |
+	1<<0x1c | 1<<0x1d | 1<<0x1e | 1<<0x1f | 1<<' '
+
+// isSpace reports whether Python's str.isspace accepts r: Go's
+// unicode.IsSpace plus the ASCII separators \x1c-\x1f.
+func isSpace(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r < 64 && asciiSpace&(1<<r) != 0
+	}
+	return unicode.IsSpace(r)
+}
+
+// trimSpace is Python's str.strip() without arguments: it removes leading
+// and trailing white space as str.isspace defines it, which strings.TrimSpace
+// does too except for \x1c-\x1f. ASCII ends take a fast path; it never
+// allocates.
+func trimSpace(s string) string {
+	start := 0
+	for ; start < len(s); start++ {
+		c := s[start]
+		if c >= utf8.RuneSelf {
+			return strings.TrimFunc(s[start:], isSpace)
+		}
+		if c >= 64 || asciiSpace&(1<<c) == 0 {
+			break
+		}
+	}
+	stop := len(s)
+	for ; stop > start; stop-- {
+		c := s[stop-1]
+		if c >= utf8.RuneSelf {
+			return strings.TrimRightFunc(s[start:stop], isSpace)
+		}
+		if c >= 64 || asciiSpace&(1<<c) == 0 {
+			break
+		}
+	}
+	return s[start:stop]
 }
 
 // insertSorted inserts name into the sorted run dst[start:] unless present.

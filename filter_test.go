@@ -1,11 +1,14 @@
 package betasync_test
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,6 +44,11 @@ func TestFilterSemantics(t *testing.T) {
 		{"sorted bytewise, upper case first", small, "anthropic", []string{"b-1,Z-1,a-1"}, []string{"Z-1", "a-1", "b-1"}},
 		{"white space around items", small, "anthropic", []string{"  b-1 ,\ta-1\r\n"}, []string{"a-1", "b-1"}},
 		{"unicode white space trimmed", small, "anthropic", []string{"\u00a0a-1\u2003"}, []string{"a-1"}},
+		{"Python's separators \\x1c-\\x1f trimmed", small, "anthropic", []string{"\x1ca-1\x1f, \x1db-1\x1e"}, []string{"a-1", "b-1"}},
+		{"next line and ideographic space trimmed", small, "anthropic", []string{"\u0085a-1\u3000,\u205fb-1\u2029"}, []string{"a-1", "b-1"}},
+		{"zero-width space is not white space", small, "anthropic", []string{"\u200ba-1,b-1\u200b"}, nil},
+		{"invalid UTF-8 is not white space", small, "anthropic", []string{"\xffa-1,b-1\xff"}, nil},
+		{"white space only after Python's strip", small, "anthropic", []string{"\x1c\x1d,\x1e \x1f,a-1"}, []string{"a-1"}},
 		{"inner space kept", small, "anthropic", []string{" x y ,x  y"}, []string{"x y"}},
 		{"empty items", small, "anthropic", []string{",,a-1,, ,b-1,"}, []string{"a-1", "b-1"}},
 		{"only commas and blanks", small, "anthropic", []string{",, , \t,"}, nil},
@@ -285,36 +293,100 @@ func TestAppendHeaderValueZeroAllocs(t *testing.T) {
 	assert.Equal(t, "context-1m-2025-08-07,fine-grained-tool-streaming-2025-05-14,tool-search-tool-2025-10-19", string(buf))
 }
 
+// pythonWhiteSpace holds every code point Python 3's str.isspace accepts, as
+// printed by
+//
+//	python3 -c 'import sys; print([hex(c) for c in range(sys.maxunicode+1) if chr(c).isspace()])'
+const pythonWhiteSpace = "\t\n\v\f\r\x1c\x1d\x1e\x1f \u0085\u00a0\u1680" +
+	"\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" +
+	"\u2028\u2029\u202f\u205f\u3000"
+
+// pyStrip is Python's str.strip() with no argument, written independently of
+// the code under test.
+func pyStrip(s string) string { return strings.Trim(s, pythonWhiteSpace) }
+
+func TestTrimSpaceIsPythonStrip(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if r >= 0xd800 && r <= 0xdfff {
+			continue // not encodable in UTF-8
+		}
+		c := string(r)
+		for _, s := range []string{c, c + "x" + c, c + c + "a b" + c + c, "x" + c, c + "x"} {
+			if got, want := betasync.TrimSpace(s), pyStrip(s); got != want {
+				t.Fatalf("trimSpace(%q) = %q, Python's strip gives %q", s, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", " ", "\xff", " \xff ", "\xff\u3000", "\u3000\xfe", "\xe2\x80", " \xe2\x80\x80", "\u200ba\u200b", "\u180ea"} {
+		assert.Equal(t, pyStrip(s), betasync.TrimSpace(s), "%q", s)
+	}
+}
+
 // FuzzAppendBetas compares AppendBetas with a direct transcription of
-// LiteLLM's filter: split on commas, strip, look up, drop null, set, sort.
+// LiteLLM's filter (split on commas, strip as Python does, skip empty items,
+// look up, drop null, set, sort), and the body path of FilterRequest with
+// LiteLLM's filter of a body array (strip each item, no split, look up).
 func FuzzAppendBetas(f *testing.F) {
 	f.Add("bedrock", claudeCodeHeader, "")
 	f.Add("anthropic", " Context-1M-2025-08-07 ,,context-1m-2025-08-07", "effort-2025-11-24")
 	f.Add("vertex_ai", "advanced-tool-use-2025-11-20,tool-search-tool-2025-10-19", ",")
 	f.Add("openai", "a,b", "c")
+	f.Add("bedrock", "\x1ccontext-1m-2025-08-07\x1f,\u3000effort-2025-11-24\u0085", "\u200bcompact-2026-01-12")
+	f.Add("bedrock_converse", "context-1m-2025-08-07,effort-2025-11-24", " effort-2025-11-24\xff")
 	m := parseFixture(f)
 
 	f.Fuzz(func(t *testing.T, provider, line1, line2 string) {
-		set := map[string]bool{}
-		for _, line := range []string{line1, line2} {
-			for item := range strings.SplitSeq(line, ",") {
-				item = strings.TrimSpace(item)
-				if item == "" {
-					continue
-				}
-				if name, ok := m.Lookup(provider, item); ok {
+		oracle := func(items []string) []string {
+			set := map[string]bool{}
+			for _, item := range items {
+				if name, ok := m.Lookup(provider, pyStrip(item)); ok {
 					set[name] = true
 				}
 			}
+			return slices.Sorted(maps.Keys(set))
 		}
-		var want []string
-		for name := range set {
-			want = append(want, name)
-		}
-		slices.Sort(want)
 
+		var items []string
+		for _, line := range []string{line1, line2} {
+			for item := range strings.SplitSeq(line, ",") {
+				if item = pyStrip(item); item != "" {
+					items = append(items, item)
+				}
+			}
+		}
+		want := oracle(items)
 		got := m.AppendBetas(nil, provider, line1, line2)
 		require.Equal(t, want, got)
 		require.Equal(t, strings.Join(want, ","), m.HeaderValue(provider, line1, line2))
+
+		// Body path: the same lines as array items, not split on commas.
+		body, err := json.Marshal(map[string][]string{"anthropic_beta": {line1, line2}})
+		require.NoError(t, err)
+		var sent struct {
+			Betas []string `json:"anthropic_beta"`
+		}
+		require.NoError(t, json.Unmarshal(body, &sent)) // invalid UTF-8 became U+FFFD
+		want = oracle(sent.Betas)
+
+		h := http.Header{}
+		out, err := m.FilterRequest(provider, h, body)
+		require.NoError(t, err)
+		var placed struct {
+			Betas  []string `json:"anthropic_beta"`
+			Nested struct {
+				Betas []string `json:"anthropic_beta"`
+			} `json:"additionalModelRequestFields"`
+		}
+		require.NoError(t, json.Unmarshal(out, &placed))
+		found := map[string]bool{}
+		for _, name := range slices.Concat(placed.Betas, placed.Nested.Betas) {
+			found[name] = true
+		}
+		if v := h.Get(betasync.HeaderName); v != "" {
+			for name := range strings.SplitSeq(v, ",") {
+				found[name] = true
+			}
+		}
+		require.Equal(t, want, slices.Sorted(maps.Keys(found)))
 	})
 }

@@ -63,84 +63,89 @@ type Mapping struct {
 	providers   map[string]map[string]*string // as written (nil = unsupported)
 
 	// tables answers lookups: provider or alias -> beta -> name, holding
-	// only supported betas. Built once per version.
+	// only supported betas. Built once per version. An alias maps to its
+	// target's table (nil without one) and hides a section of its name.
 	tables map[string]map[string]string
 
+	warnings  []string
 	canonical []byte
 	hash      string
 }
 
-// Parse decodes and validates a mapping document strictly. A rejected
-// document gets an *Error (code EINVALID) whose message names the offending
-// key and why.
+// Parse decodes and validates a mapping document. The structure is strict,
+// as are the names sent to providers: a rejected document gets an *Error
+// (code EINVALID) whose message names the offending key and why. Oddities
+// LiteLLM tolerates are accepted with the same meaning LiteLLM gives them and
+// reported by Warnings: a repeated key (the last one wins, as with Python's
+// json.loads), a beta or provider name no request can match, an alias to a
+// provider without a section (it filters to nothing), and an alias with the
+// name of a section (aliases are resolved first, so the section is
+// unreachable).
 func Parse(data []byte) (*Mapping, error) {
 	if len(data) > MaxConfigSize {
 		return nil, Errorf(EINVALID, "document is %d bytes, more than the %d-byte limit", len(data), MaxConfigSize)
+	}
+	var p parser
+	dec := newDecoder(data)
+	top, err := p.object(dec, "document", "", "key", topLabel)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, Errorf(EINVALID, "unexpected data after the document's closing brace")
 	}
 	m := &Mapping{
 		aliases:   map[string]string{},
 		providers: map[string]map[string]*string{},
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := expectDelim(dec, '{', "document"); err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		key, err := objectKey(dec, "document")
-		if err != nil {
-			return nil, err
-		}
-		if seen[key] {
-			return nil, Errorf(EINVALID, "key %q appears twice", key)
-		}
-		seen[key] = true
+	for _, key := range top.keys {
+		raw := top.values[key]
 		switch key {
 		case KeyDescription:
-			s, err := stringValue(dec, key)
-			if err != nil {
+			if m.description, err = stringValue(raw, key); err != nil {
 				return nil, err
 			}
-			m.description = s
 		case KeyAliases:
-			if err := decodeAliases(dec, m.aliases); err != nil {
+			if err := p.aliases(raw, m.aliases); err != nil {
 				return nil, err
 			}
 		default:
-			if err := checkName(key, "provider name"); err != nil {
-				return nil, err
-			}
-			section, err := decodeProvider(dec, key)
+			p.checkCallerName(key, "provider name")
+			section, err := p.section(raw, key)
 			if err != nil {
 				return nil, err
 			}
 			m.providers[key] = section
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, Errorf(EINVALID, "document: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, Errorf(EINVALID, "unexpected data after the document's closing brace")
-	}
 	if !slices.ContainsFunc(CoreProviders, func(p string) bool { return m.providers[p] != nil }) {
 		return nil, Errorf(EINVALID, "no core provider: the document must have at least one of %s", strings.Join(CoreProviders, ", "))
 	}
 	for alias, target := range m.aliases {
-		if m.providers[alias] != nil {
-			return nil, Errorf(EINVALID, "provider_aliases: alias %q is also a provider section", alias)
+		if m.providers[alias] != nil && alias != target {
+			p.warnf("%s: alias %q has the name of a provider section; aliases are resolved first, so section %q is unreachable", KeyAliases, alias, alias)
 		}
-		if m.providers[target] == nil {
-			return nil, Errorf(EINVALID, "provider_aliases: alias %q points to %q, which has no section", alias, target)
+		_, targetIsAlias := m.aliases[target]
+		if m.providers[target] != nil {
+			if targetIsAlias && m.aliases[target] != target {
+				p.warnf("%s: alias %q points to %q, which is also an alias; aliases are resolved once, so %q uses section %q", KeyAliases, alias, target, alias, target)
+			}
+			continue
+		}
+		if targetIsAlias && alias != target {
+			p.warnf("%s: alias %q points to %q, which is an alias without a section (aliases are resolved once); requests for %q get no betas", KeyAliases, alias, target, alias)
+		} else {
+			p.warnf("%s: alias %q points to %q, which has no section; requests for %q get no betas", KeyAliases, alias, target, alias)
 		}
 	}
+	slices.Sort(p.warnings)
+	m.warnings = slices.Compact(p.warnings)
 	m.build()
 	return m, nil
 }
 
 func (m *Mapping) build() {
-	m.tables = make(map[string]map[string]string, len(m.providers)+len(m.aliases))
+	sections := make(map[string]map[string]string, len(m.providers))
 	for p, section := range m.providers {
 		t := make(map[string]string, len(section))
 		for beta, name := range section {
@@ -148,11 +153,16 @@ func (m *Mapping) build() {
 				t[beta] = *name
 			}
 		}
-		m.tables[p] = t
+		sections[p] = t
 	}
+	// LiteLLM resolves an alias once, before looking for a section: the
+	// alias's table is its target's section (none: nothing passes), even
+	// when a section has the alias's name.
+	m.tables = maps.Clone(sections)
 	for alias, target := range m.aliases {
-		m.tables[alias] = m.tables[target]
+		m.tables[alias] = sections[target]
 	}
+
 	doc := make(map[string]any, len(m.providers)+2)
 	if m.description != "" {
 		doc[KeyDescription] = m.description
@@ -174,86 +184,188 @@ func (m *Mapping) build() {
 	m.hash = hex.EncodeToString(sum[:])
 }
 
-func decodeAliases(dec *json.Decoder, into map[string]string) error {
-	if err := expectDelim(dec, '{', KeyAliases); err != nil {
+// parser collects the warnings of one Parse.
+type parser struct {
+	warnings []string
+}
+
+func (p *parser) warnf(format string, args ...any) {
+	p.warnings = append(p.warnings, fmt.Sprintf(format, args...))
+}
+
+// members are a JSON object's members: each key once, with the raw value it
+// was given last, as Python's json.loads keeps them.
+type members struct {
+	keys   []string // in order of first appearance
+	values map[string]json.RawMessage
+}
+
+// object reads a JSON object from dec, keeping each value raw so that only
+// the value that wins is validated. where names the object in errors, prefix
+// starts its warnings, noun names its keys, and label names a key's value in
+// errors.
+func (p *parser) object(dec *json.Decoder, where, prefix, noun string, label func(string) string) (members, error) {
+	if err := expectDelim(dec, '{', where); err != nil {
+		return members{}, err
+	}
+	obj := members{values: map[string]json.RawMessage{}}
+	var seen map[string]int
+	for dec.More() {
+		key, err := objectKey(dec, where)
+		if err != nil {
+			return members{}, err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return members{}, Errorf(EINVALID, "%s: not valid JSON: %v", label(key), err)
+		}
+		if _, dup := obj.values[key]; dup {
+			if seen == nil {
+				seen = map[string]int{}
+			}
+			seen[key]++
+		} else {
+			obj.keys = append(obj.keys, key)
+		}
+		obj.values[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return members{}, Errorf(EINVALID, "%s: not valid JSON: %v", where, err)
+	}
+	for _, key := range obj.keys {
+		switch n := seen[key] + 1; {
+		case n == 2:
+			p.warnf("%s%s %q appears twice; the last one wins", prefix, noun, key)
+		case n > 2:
+			p.warnf("%s%s %q appears %d times; the last one wins", prefix, noun, key, n)
+		}
+	}
+	return obj, nil
+}
+
+// topLabel names a top-level member in errors.
+func topLabel(key string) string {
+	if key == KeyDescription || key == KeyAliases {
+		return key
+	}
+	return fmt.Sprintf("provider %q", key)
+}
+
+func (p *parser) aliases(raw json.RawMessage, into map[string]string) error {
+	obj, err := p.object(newDecoder(raw), KeyAliases, KeyAliases+": ", "alias", func(alias string) string { return KeyAliases + "." + alias })
+	if err != nil {
 		return err
 	}
-	for dec.More() {
-		alias, err := objectKey(dec, KeyAliases)
+	for _, alias := range obj.keys {
+		target, err := stringValue(obj.values[alias], KeyAliases+"."+alias)
 		if err != nil {
 			return err
 		}
-		if _, dup := into[alias]; dup {
-			return Errorf(EINVALID, "provider_aliases: alias %q appears twice", alias)
-		}
-		if err := checkName(alias, "provider_aliases: alias"); err != nil {
-			return err
-		}
-		target, err := stringValue(dec, KeyAliases+"."+alias)
-		if err != nil {
-			return err
-		}
+		p.checkCallerName(alias, KeyAliases+": alias")
 		into[alias] = target
-	}
-	if _, err := dec.Token(); err != nil {
-		return Errorf(EINVALID, "%s: %v", KeyAliases, err)
 	}
 	return nil
 }
 
-func decodeProvider(dec *json.Decoder, provider string) (map[string]*string, error) {
+func (p *parser) section(raw json.RawMessage, provider string) (map[string]*string, error) {
 	where := fmt.Sprintf("provider %q", provider)
-	if err := expectDelim(dec, '{', where); err != nil {
+	label := func(beta string) string { return fmt.Sprintf("%s: beta %q", where, beta) }
+	obj, err := p.object(newDecoder(raw), where, where+": ", "beta", label)
+	if err != nil {
 		return nil, err
 	}
-	section := map[string]*string{}
-	for dec.More() {
-		beta, err := objectKey(dec, where)
+	section := make(map[string]*string, len(obj.keys))
+	for _, beta := range obj.keys {
+		tok, err := scalar(obj.values[beta])
 		if err != nil {
-			return nil, err
-		}
-		if _, dup := section[beta]; dup {
-			return nil, Errorf(EINVALID, "%s: beta %q appears twice", where, beta)
-		}
-		if err := checkName(beta, where+": beta"); err != nil {
-			return nil, err
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, Errorf(EINVALID, "%s: beta %q: %v", where, beta, err)
+			return nil, Errorf(EINVALID, "%s: not valid JSON: %v", label(beta), err)
 		}
 		switch v := tok.(type) {
 		case nil:
 			section[beta] = nil
 		case string:
-			if err := checkName(v, fmt.Sprintf("%s: beta %q: mapped name", where, beta)); err != nil {
+			if err := checkName(v, label(beta)+": mapped name"); err != nil {
 				return nil, err
 			}
 			section[beta] = &v
 		default:
-			return nil, Errorf(EINVALID, "%s: beta %q: value must be a string or null, not %s", where, beta, describe(tok))
+			return nil, Errorf(EINVALID, "%s: value must be a string or null, not %s", label(beta), describe(tok))
 		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, Errorf(EINVALID, "%s: %v", where, err)
+		p.checkBeta(where, beta)
 	}
 	return section, nil
 }
 
-// checkName rejects names that could never travel in a comma-separated
-// header: empty, padded, or holding a comma or a control character.
-func checkName(s, what string) error {
+// Name flaws: what makes a name unfit to travel as one item of a
+// comma-separated header value.
+const (
+	flawEmpty   = "is empty"
+	flawPadded  = "has leading or trailing white space"
+	flawComma   = "contains a comma"
+	flawControl = "contains a control character"
+)
+
+// nameFlaw returns the first flaw of s, or "" when it has none. White space
+// is what filtering strips from items (Python's str.isspace).
+func nameFlaw(s string) string {
 	switch {
 	case s == "":
-		return Errorf(EINVALID, "%s is empty", what)
-	case strings.TrimSpace(s) != s:
-		return Errorf(EINVALID, "%s %q has leading or trailing white space", what, s)
+		return flawEmpty
+	case trimSpace(s) != s:
+		return flawPadded
 	case strings.ContainsRune(s, ','):
-		return Errorf(EINVALID, "%s %q contains a comma", what, s)
+		return flawComma
 	case strings.ContainsFunc(s, unicode.IsControl):
-		return Errorf(EINVALID, "%s %q contains a control character", what, s)
+		return flawControl
 	}
-	return nil
+	return ""
+}
+
+// checkName rejects a name sent to a provider that could corrupt the header
+// it travels in: empty, padded, or holding a comma or a control character.
+func checkName(s, what string) error {
+	switch flaw := nameFlaw(s); flaw {
+	case "":
+		return nil
+	case flawEmpty:
+		return Errorf(EINVALID, "%s %s", what, flaw)
+	default:
+		return Errorf(EINVALID, "%s %q %s", what, s, flaw)
+	}
+}
+
+// checkBeta warns about a beta key that requests can (almost) never match.
+// LiteLLM accepts such keys, and so do we, with the same meaning.
+func (p *parser) checkBeta(where, beta string) {
+	flaw := nameFlaw(beta)
+	var why string
+	switch flaw {
+	case "":
+		return
+	case flawEmpty:
+		why = "no header item can match it"
+	case flawPadded:
+		why = "items are stripped before the lookup, so it can never match"
+	case flawComma:
+		why = "header values are split on commas, so no header item can match it"
+	default:
+		why = "it is unlikely to match any request"
+	}
+	p.warnf("%s: beta %q %s; %s", where, beta, flaw, why)
+}
+
+// checkCallerName warns about a provider or alias name that is unlikely to be
+// the one a caller passes.
+func (p *parser) checkCallerName(name, what string) {
+	if flaw := nameFlaw(name); flaw != "" {
+		p.warnf("%s %q %s; only a caller passing exactly this name reaches it", what, name, flaw)
+	}
+}
+
+func newDecoder(data []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim, where string) error {
@@ -279,8 +391,35 @@ func objectKey(dec *json.Decoder, where string) (string, error) {
 	return key, nil
 }
 
-func stringValue(dec *json.Decoder, key string) (string, error) {
-	tok, err := dec.Token()
+// scalar returns raw, a JSON value Decode has already checked, as the
+// json.Token a Decoder would return for its first token: without a Decoder,
+// which costs a buffer per value.
+func scalar(raw json.RawMessage) (json.Token, error) {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	switch raw[0] {
+	case 'n':
+		return nil, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case '{', '[':
+		return json.Delim(raw[0]), nil
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return json.Number(raw), nil
+}
+
+func stringValue(raw json.RawMessage, key string) (string, error) {
+	tok, err := scalar(raw)
 	if err != nil {
 		return "", Errorf(EINVALID, "%s: not valid JSON: %v", key, err)
 	}
@@ -372,7 +511,19 @@ func (m *Mapping) Lookup(provider, beta string) (name string, ok bool) {
 	return name, ok
 }
 
+// Warnings returns, sorted, what Parse accepted but found odd, each naming
+// the key and why; nil when nothing is. Warnings do not affect the hash.
+func (m *Mapping) Warnings() []string { return slices.Clone(m.warnings) }
+
 // Summary is a one-line description for logs and the validate command.
 func (m *Mapping) Summary() string {
-	return fmt.Sprintf("%d providers, %d betas, %d aliases, hash %s", len(m.providers), m.BetaCount(), len(m.aliases), m.hash)
+	var warnings string
+	switch n := len(m.warnings); n {
+	case 0:
+	case 1:
+		warnings = ", 1 warning"
+	default:
+		warnings = fmt.Sprintf(", %d warnings", n)
+	}
+	return fmt.Sprintf("%d providers, %d betas, %d aliases%s, hash %s", len(m.providers), m.BetaCount(), len(m.aliases), warnings, m.hash)
 }

@@ -5,11 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -67,6 +71,8 @@ func TestParseFixtureRoundTrip(t *testing.T) {
 	assert.Positive(t, m.BetaCount())
 	assert.Contains(t, m.Summary(), "7 providers")
 	assert.Contains(t, m.Summary(), m.Hash())
+	assert.Nil(t, m.Warnings())
+	assert.NotContains(t, m.Summary(), "warning")
 
 	t.Run("hash is the sha256 of the canonical JSON", func(t *testing.T) {
 		sum := sha256.Sum256(m.JSON())
@@ -280,6 +286,7 @@ func TestDefault(t *testing.T) {
 		assert.NotEmpty(t, s, p)
 	}
 	assert.NotEmpty(t, d.Description())
+	assert.Nil(t, d.Warnings(), "the embedded default is clean")
 
 	again, err := betasync.Parse(d.JSON())
 	require.NoError(t, err)
@@ -315,13 +322,13 @@ func TestParseErrors(t *testing.T) {
 		{"trailing array", `{"anthropic":{}}[]`, []string{"unexpected data after the document"}},
 		{"over 1 MiB", string(big), []string{"1048576-byte limit"}},
 
-		// Duplicates.
-		{"duplicate provider", `{"anthropic":{},"anthropic":{}}`, []string{`key "anthropic" appears twice`}},
-		{"duplicate provider, escaped", `{"anthropic":{},"\u0061nthropic":{}}`, []string{`key "anthropic" appears twice`}},
-		{"duplicate description", `{"description":"a","description":"b","anthropic":{}}`, []string{`key "description" appears twice`}},
-		{"duplicate provider_aliases", `{"provider_aliases":{},"provider_aliases":{},"anthropic":{}}`, []string{`key "provider_aliases" appears twice`}},
-		{"duplicate beta", `{"anthropic":{"a":"a","a":null}}`, []string{`provider "anthropic"`, `beta "a" appears twice`}},
-		{"duplicate alias", `{"provider_aliases":{"claude":"anthropic","claude":"anthropic"},"anthropic":{}}`, []string{"provider_aliases", `alias "claude" appears twice`}},
+		// Repeated keys: the last value wins and is validated, like the others.
+		{"duplicate provider, last not an object", `{"anthropic":{},"anthropic":1}`, []string{`provider "anthropic" must be a JSON object`, "a number"}},
+		{"duplicate description, last not a string", `{"description":"a","description":null,"anthropic":{}}`, []string{"description must be a string", "null"}},
+		{"duplicate beta, last a number", `{"anthropic":{"a":"a","a":1}}`, []string{`provider "anthropic": beta "a"`, "string or null", "a number"}},
+		{"duplicate beta, last mapped name bad", `{"anthropic":{"a":"a","a":"x,y"}}`, []string{`beta "a": mapped name "x,y" contains a comma`}},
+		{"duplicate alias, last not a string", `{"provider_aliases":{"claude":"anthropic","claude":1},"anthropic":{}}`, []string{"provider_aliases.claude must be a string", "a number"}},
+		{"duplicate, bad JSON in the shadowed value", `{"anthropic":{"a":},"anthropic":{}}`, []string{`provider "anthropic"`, "not valid JSON"}},
 
 		// description.
 		{"description number", `{"description":1,"anthropic":{}}`, []string{"description must be a string", "a number"}},
@@ -335,23 +342,14 @@ func TestParseErrors(t *testing.T) {
 		{"alias value number", `{"provider_aliases":{"claude":1},"anthropic":{}}`, []string{"provider_aliases.claude must be a string", "a number"}},
 		{"alias value null", `{"provider_aliases":{"claude":null},"anthropic":{}}`, []string{"provider_aliases.claude must be a string", "null"}},
 		{"alias value object", `{"provider_aliases":{"claude":{}},"anthropic":{}}`, []string{"provider_aliases.claude must be a string", "an object"}},
-		{"alias to missing section", `{"provider_aliases":{"claude":"nope"},"anthropic":{}}`, []string{"provider_aliases", `alias "claude" points to "nope"`, "no section"}},
-		{"alias to an alias", `{"provider_aliases":{"a":"anthropic","b":"a"},"anthropic":{}}`, []string{`alias "b" points to "a"`}},
-		{"alias to description", `{"description":"x","provider_aliases":{"d":"description"},"anthropic":{}}`, []string{`alias "d" points to "description"`}},
-		{"alias equal to a section", `{"provider_aliases":{"bedrock":"anthropic"},"anthropic":{},"bedrock":{}}`, []string{`alias "bedrock" is also a provider section`}},
-		{"alias equal to its own target", `{"provider_aliases":{"anthropic":"anthropic"},"anthropic":{}}`, []string{`alias "anthropic" is also a provider section`}},
-		{"alias name empty", `{"provider_aliases":{"":"anthropic"},"anthropic":{}}`, []string{"provider_aliases: alias is empty"}},
-		{"alias name padded", `{"provider_aliases":{" claude":"anthropic"},"anthropic":{}}`, []string{`alias " claude"`, "white space"}},
-		{"alias name with comma", `{"provider_aliases":{"a,b":"anthropic"},"anthropic":{}}`, []string{`alias "a,b"`, "comma"}},
+		{"aliases unterminated", `{"provider_aliases":{"claude":"anthropic"`, []string{"provider_aliases", "not valid JSON"}},
 
 		// Provider sections.
 		{"provider array", `{"anthropic":[]}`, []string{`provider "anthropic" must be a JSON object`, "an array"}},
 		{"provider string", `{"anthropic":"x"}`, []string{`provider "anthropic" must be a JSON object`, "a string"}},
 		{"provider null", `{"anthropic":null}`, []string{`provider "anthropic" must be a JSON object`, "null"}},
 		{"provider number", `{"bedrock":{},"databricks":7}`, []string{`provider "databricks" must be a JSON object`, "a number"}},
-		{"provider name empty", `{"":{},"anthropic":{}}`, []string{"provider name is empty"}},
-		{"provider name padded", `{"anthropic ":{}}`, []string{`provider name "anthropic "`, "white space"}},
-		{"provider name with comma", `{"a,b":{},"anthropic":{}}`, []string{`provider name "a,b"`, "comma"}},
+		{"provider with odd name not an object", `{"anthropic":{}," x":[]}`, []string{`provider " x" must be a JSON object`, "an array"}},
 
 		// Beta values.
 		{"beta number", `{"anthropic":{"a":1}}`, []string{`provider "anthropic": beta "a"`, "string or null", "a number"}},
@@ -359,23 +357,20 @@ func TestParseErrors(t *testing.T) {
 		{"beta false", `{"anthropic":{"a":false}}`, []string{`provider "anthropic": beta "a"`, "a boolean"}},
 		{"beta object", `{"anthropic":{"a":{}}}`, []string{`provider "anthropic": beta "a"`, "string or null", "an object"}},
 		{"beta array", `{"anthropic":{"a":["a"]}}`, []string{`provider "anthropic": beta "a"`, "string or null", "an array"}},
+		{"beta with odd name, value a number", `{"anthropic":{" a":1}}`, []string{`provider "anthropic": beta " a"`, "string or null", "a number"}},
 
-		// Beta names.
-		{"beta empty", `{"anthropic":{"":"a"}}`, []string{`provider "anthropic": beta is empty`}},
-		{"beta with comma", `{"bedrock":{"a,b":"a"}}`, []string{`provider "bedrock": beta "a,b" contains a comma`}},
-		{"beta leading space", `{"anthropic":{" a":"a"}}`, []string{`provider "anthropic": beta " a"`, "leading or trailing white space"}},
-		{"beta trailing tab", `{"anthropic":{"a\t":"a"}}`, []string{`provider "anthropic": beta "a\t"`, "white space"}},
-		{"beta leading no-break space", `{"anthropic":{"\u00a0a":"a"}}`, []string{`provider "anthropic": beta`, "white space"}},
-		{"beta control char", `{"anthropic":{"a\u0001b":"a"}}`, []string{`provider "anthropic": beta "a\x01b"`, "control character"}},
-		{"beta inner tab", `{"anthropic":{"a\tb":"a"}}`, []string{`beta "a\tb"`, "control character"}},
-		{"beta inner newline", `{"anthropic":{"a\nb":"a"}}`, []string{`beta "a\nb"`, "control character"}},
-		{"beta DEL", `{"anthropic":{"a\u007fb":"a"}}`, []string{`beta "a\x7fb"`, "control character"}},
-
-		// Mapped names.
+		// Mapped names: sent to the provider, so they stay strict.
 		{"mapped empty", `{"anthropic":{"a":""}}`, []string{`provider "anthropic": beta "a": mapped name is empty`}},
 		{"mapped with comma", `{"anthropic":{"a":"x,y"}}`, []string{`beta "a": mapped name "x,y" contains a comma`}},
 		{"mapped padded", `{"anthropic":{"a":"x "}}`, []string{`beta "a": mapped name "x "`, "white space"}},
+		{"mapped leading tab", `{"anthropic":{"a":"\tx"}}`, []string{`beta "a": mapped name "\tx"`, "white space"}},
+		{"mapped no-break space", `{"anthropic":{"a":"x\u00a0"}}`, []string{`beta "a": mapped name`, "white space"}},
+		{"mapped Python-only white space", `{"anthropic":{"a":"\u001fx"}}`, []string{`beta "a": mapped name "\x1fx"`, "white space"}},
 		{"mapped control char", `{"anthropic":{"a":"x\u0000"}}`, []string{`beta "a": mapped name "x\x00"`, "control character"}},
+		{"mapped inner newline", `{"anthropic":{"a":"x\ny"}}`, []string{`beta "a": mapped name "x\ny"`, "control character"}},
+		{"mapped DEL", `{"anthropic":{"a":"x\u007fy"}}`, []string{`beta "a": mapped name "x\x7fy"`, "control character"}},
+		{"mapped C1 control", `{"anthropic":{"a":"x\u0085y"}}`, []string{`beta "a": mapped name "x\u0085y"`, "control character"}},
+		{"mapped under an odd beta", `{"anthropic":{" a":"x,y"}}`, []string{`beta " a": mapped name "x,y" contains a comma`}},
 
 		// Integrity.
 		{"empty object", `{}`, []string{"no core provider"}},
@@ -390,6 +385,257 @@ func TestParseErrors(t *testing.T) {
 			requireInvalid(t, err, tt.wants...)
 		})
 	}
+}
+
+// TestParseWarnings covers what LiteLLM accepts and so do we: Parse succeeds
+// and Warnings names the key and why, sorted.
+func TestParseWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string
+	}{
+		// Repeated keys: the last one wins, at every level.
+		{"duplicate provider", `{"anthropic":{"a":"x"},"anthropic":{"a":"y"}}`, []string{`key "anthropic" appears twice; the last one wins`}},
+		{"duplicate provider, escaped", `{"anthropic":{},"\u0061nthropic":{}}`, []string{`key "anthropic" appears twice; the last one wins`}},
+		{"duplicate provider, three times", `{"anthropic":{},"anthropic":{},"anthropic":{}}`, []string{`key "anthropic" appears 3 times; the last one wins`}},
+		{"duplicate description", `{"description":"a","description":"b","anthropic":{}}`, []string{`key "description" appears twice; the last one wins`}},
+		{"duplicate provider_aliases", `{"provider_aliases":{},"provider_aliases":{},"anthropic":{}}`, []string{`key "provider_aliases" appears twice; the last one wins`}},
+		{"duplicate beta", `{"anthropic":{"a":"a","a":null}}`, []string{`provider "anthropic": beta "a" appears twice; the last one wins`}},
+		{"duplicate alias", `{"provider_aliases":{"claude":"anthropic","claude":"anthropic"},"anthropic":{}}`, []string{`provider_aliases: alias "claude" appears twice; the last one wins`}},
+		{"shadowed value is not validated", `{"anthropic":1,"anthropic":{"a":"x,y","a":"a"}}`, []string{
+			`key "anthropic" appears twice; the last one wins`,
+			`provider "anthropic": beta "a" appears twice; the last one wins`,
+		}},
+
+		// Aliases.
+		{"alias to missing section", `{"provider_aliases":{"claude":"nope"},"anthropic":{}}`, []string{
+			`provider_aliases: alias "claude" points to "nope", which has no section; requests for "claude" get no betas`,
+		}},
+		{"alias to an alias", `{"provider_aliases":{"a":"anthropic","b":"a"},"anthropic":{}}`, []string{
+			`provider_aliases: alias "b" points to "a", which is an alias without a section (aliases are resolved once); requests for "b" get no betas`,
+		}},
+		{"alias to itself without a section", `{"provider_aliases":{"b":"b"},"anthropic":{}}`, []string{
+			`provider_aliases: alias "b" points to "b", which has no section; requests for "b" get no betas`,
+		}},
+		{"alias to description", `{"description":"x","provider_aliases":{"d":"description"},"anthropic":{}}`, []string{
+			`provider_aliases: alias "d" points to "description", which has no section; requests for "d" get no betas`,
+		}},
+		{"alias equal to a section", `{"provider_aliases":{"bedrock":"anthropic"},"anthropic":{},"bedrock":{}}`, []string{
+			`provider_aliases: alias "bedrock" has the name of a provider section; aliases are resolved first, so section "bedrock" is unreachable`,
+		}},
+		{"alias equal to a section, to a missing one", `{"provider_aliases":{"bedrock":"nope"},"anthropic":{},"bedrock":{}}`, []string{
+			`provider_aliases: alias "bedrock" has the name of a provider section; aliases are resolved first, so section "bedrock" is unreachable`,
+			`provider_aliases: alias "bedrock" points to "nope", which has no section; requests for "bedrock" get no betas`,
+		}},
+		{"alias name empty", `{"provider_aliases":{"":"anthropic"},"anthropic":{}}`, []string{
+			`provider_aliases: alias "" is empty; only a caller passing exactly this name reaches it`,
+		}},
+		{"alias name padded", `{"provider_aliases":{" claude":"anthropic"},"anthropic":{}}`, []string{
+			`provider_aliases: alias " claude" has leading or trailing white space; only a caller passing exactly this name reaches it`,
+		}},
+		{"alias name with comma", `{"provider_aliases":{"a,b":"anthropic"},"anthropic":{}}`, []string{
+			`provider_aliases: alias "a,b" contains a comma; only a caller passing exactly this name reaches it`,
+		}},
+
+		// Provider names.
+		{"provider name empty", `{"":{},"anthropic":{}}`, []string{`provider name "" is empty; only a caller passing exactly this name reaches it`}},
+		{"provider name padded", `{"anthropic ":{},"bedrock":{}}`, []string{`provider name "anthropic " has leading or trailing white space; only a caller passing exactly this name reaches it`}},
+		{"provider name with comma", `{"a,b":{},"anthropic":{}}`, []string{`provider name "a,b" contains a comma; only a caller passing exactly this name reaches it`}},
+
+		// Beta keys no request can match.
+		{"beta empty", `{"anthropic":{"":"a"}}`, []string{`provider "anthropic": beta "" is empty; no header item can match it`}},
+		{"beta with comma", `{"bedrock":{"a,b":"a"}}`, []string{`provider "bedrock": beta "a,b" contains a comma; header values are split on commas, so no header item can match it`}},
+		{"beta leading space", `{"anthropic":{" a":"a"}}`, []string{`provider "anthropic": beta " a" has leading or trailing white space; items are stripped before the lookup, so it can never match`}},
+		{"beta trailing tab", `{"anthropic":{"a\t":"a"}}`, []string{`provider "anthropic": beta "a\t" has leading or trailing white space; items are stripped before the lookup, so it can never match`}},
+		{"beta leading no-break space", `{"anthropic":{"\u00a0a":"a"}}`, []string{`provider "anthropic": beta "\u00a0a" has leading or trailing white space; items are stripped before the lookup, so it can never match`}},
+		{"beta Python-only white space", `{"anthropic":{"a\u001c":"a"}}`, []string{`provider "anthropic": beta "a\x1c" has leading or trailing white space; items are stripped before the lookup, so it can never match`}},
+		{"beta control char", `{"anthropic":{"a\u0001b":"a"}}`, []string{`provider "anthropic": beta "a\x01b" contains a control character; it is unlikely to match any request`}},
+		{"beta inner tab", `{"anthropic":{"a\tb":"a"}}`, []string{`provider "anthropic": beta "a\tb" contains a control character; it is unlikely to match any request`}},
+		{"beta inner newline", `{"anthropic":{"a\nb":"a"}}`, []string{`provider "anthropic": beta "a\nb" contains a control character; it is unlikely to match any request`}},
+		{"beta DEL", `{"anthropic":{"a\u007fb":"a"}}`, []string{`provider "anthropic": beta "a\x7fb" contains a control character; it is unlikely to match any request`}},
+		{"null beta with odd name", `{"anthropic":{" a":null}}`, []string{`provider "anthropic": beta " a" has leading or trailing white space; items are stripped before the lookup, so it can never match`}},
+
+		{"several, sorted", `{"provider_aliases":{"z":"nope"},"vertex_ai":{" b":null,"":"x"},"anthropic":{"a,b":"a"},"anthropic":{"a,b":"a"}}`, []string{
+			`key "anthropic" appears twice; the last one wins`,
+			`provider "anthropic": beta "a,b" contains a comma; header values are split on commas, so no header item can match it`,
+			`provider "vertex_ai": beta " b" has leading or trailing white space; items are stripped before the lookup, so it can never match`,
+			`provider "vertex_ai": beta "" is empty; no header item can match it`,
+			`provider_aliases: alias "z" points to "nope", which has no section; requests for "z" get no betas`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.True(t, slices.IsSorted(tt.want), "the expected warnings must be listed sorted")
+			m, err := betasync.Parse([]byte(tt.doc))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, m.Warnings())
+			again, err := betasync.Parse([]byte(tt.doc))
+			require.NoError(t, err)
+			assert.Equal(t, m.Warnings(), again.Warnings(), "deterministic")
+
+			if len(tt.want) == 1 {
+				assert.Contains(t, m.Summary(), ", 1 warning, hash ")
+			} else {
+				assert.Contains(t, m.Summary(), fmt.Sprintf(", %d warnings, hash ", len(tt.want)))
+			}
+
+			w := m.Warnings()
+			w[0] = "mutated"
+			assert.Equal(t, tt.want, m.Warnings(), "Warnings returns a copy")
+
+			// The canonical form keeps every warning but the repeated keys,
+			// and the hash.
+			canon, err := betasync.Parse(m.JSON())
+			require.NoError(t, err)
+			assert.Equal(t, m.Hash(), canon.Hash())
+			var rest []string
+			for _, w := range tt.want {
+				if !strings.Contains(w, "; the last one wins") {
+					rest = append(rest, w)
+				}
+			}
+			assert.Equal(t, rest, canon.Warnings())
+		})
+	}
+
+	t.Run("none", func(t *testing.T) {
+		m := mustParseDoc(t, `{"provider_aliases":{"claude":"anthropic","anthropic":"anthropic"},"anthropic":{"a b":"c d","bêta":null}}`)
+		assert.Nil(t, m.Warnings(), "an alias to itself is harmless")
+		assert.NotContains(t, m.Summary(), "warning")
+	})
+}
+
+// TestAliasShadowsSection checks LiteLLM's order: the alias is resolved
+// before the section is looked up, so a section with the alias's name is
+// never used.
+func TestAliasShadowsSection(t *testing.T) {
+	m := mustParseDoc(t, `{
+		"provider_aliases": {"bedrock": "anthropic", "claude": "bedrock", "azure_ai": "nope"},
+		"anthropic": {"a": "a-anthropic", "n": null},
+		"bedrock": {"a": "a-bedrock", "b": "b-bedrock"},
+		"azure_ai": {"a": "a-azure"}
+	}`)
+	assert.Equal(t, []string{
+		`provider_aliases: alias "azure_ai" has the name of a provider section; aliases are resolved first, so section "azure_ai" is unreachable`,
+		`provider_aliases: alias "azure_ai" points to "nope", which has no section; requests for "azure_ai" get no betas`,
+		`provider_aliases: alias "bedrock" has the name of a provider section; aliases are resolved first, so section "bedrock" is unreachable`,
+		`provider_aliases: alias "claude" points to "bedrock", which is also an alias; aliases are resolved once, so "claude" uses section "bedrock"`,
+	}, m.Warnings())
+	assert.Equal(t, []string{"anthropic", "azure_ai", "bedrock"}, m.Providers(), "shadowed sections are still listed")
+
+	tests := []struct {
+		provider string
+		want     []string
+		resolved string
+		section  []string // the betas of the section used; nil means none
+	}{
+		{"bedrock", []string{"a-anthropic"}, "anthropic", []string{"a", "n"}},
+		{"anthropic", []string{"a-anthropic"}, "anthropic", []string{"a", "n"}},
+		// Resolved once: "claude" -> "bedrock" is the bedrock section.
+		{"claude", []string{"a-bedrock", "b-bedrock"}, "bedrock", []string{"a", "b"}},
+		// Shadowed by an alias to nowhere: nothing passes.
+		{"azure_ai", nil, "nope", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.provider, func(t *testing.T) {
+			assert.Equal(t, tt.want, m.Betas(tt.provider, "a,b,n"))
+			assert.Equal(t, tt.resolved, m.Resolve(tt.provider))
+			s, ok := m.Section(tt.provider)
+			if tt.section == nil {
+				assert.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, tt.section, slices.Sorted(maps.Keys(s)))
+			for beta, name := range s {
+				got, ok := m.Lookup(tt.provider, beta)
+				assert.Equal(t, name != nil, ok, beta)
+				if name != nil {
+					assert.Equal(t, *name, got)
+				}
+			}
+		})
+	}
+
+	t.Run("placement follows the provider called, not the alias target", func(t *testing.T) {
+		assert.Equal(t, betasync.InBody, m.PlacementFor("bedrock"))
+		h := http.Header{"Anthropic-Beta": {"a,b"}}
+		out, err := m.FilterRequest("bedrock", h, []byte(`{"max_tokens":1}`))
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"max_tokens":1,"anthropic_beta":["a-anthropic"]}`, string(out))
+		assert.Empty(t, h)
+	})
+}
+
+// TestAliasToMissingSection checks that an alias to a provider without a
+// section filters to nothing, as in LiteLLM (fail-closed), instead of
+// rejecting the document.
+func TestAliasToMissingSection(t *testing.T) {
+	m := mustParseDoc(t, `{"provider_aliases":{"claude":"nope","aws":"bedrock"},"anthropic":{"a":"a"},"bedrock":{"a":"a"}}`)
+	assert.Equal(t, []string{`provider_aliases: alias "claude" points to "nope", which has no section; requests for "claude" get no betas`}, m.Warnings())
+
+	assert.Equal(t, "nope", m.Resolve("claude"))
+	_, ok := m.Section("claude")
+	assert.False(t, ok)
+	_, ok = m.Lookup("claude", "a")
+	assert.False(t, ok)
+	assert.Nil(t, m.Betas("claude", "a"))
+
+	h := http.Header{"Anthropic-Beta": {"a"}}
+	assert.Empty(t, m.FilterHeader(h, "claude"))
+	assert.Empty(t, h, "the header is removed")
+
+	h = http.Header{"Anthropic-Beta": {"a"}}
+	out, err := m.FilterRequest("claude", h, []byte(`{"anthropic_beta":["a"],"max_tokens":1}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"max_tokens":1}`, string(out))
+	assert.Empty(t, h)
+
+	assert.Equal(t, []string{"a"}, m.Betas("aws", "a"), "the other alias works")
+}
+
+// TestParseDuplicateKeysLastWins checks Python's json.loads behaviour: at
+// every level the last of repeated keys wins, and the result is the same
+// mapping, with the same hash, as the document without the repeats.
+func TestParseDuplicateKeysLastWins(t *testing.T) {
+	const dup = `{
+		"description": "first",
+		"anthropic": {"a": "dropped", "b": 1},
+		"provider_aliases": {"claude": "bedrock", "old": "anthropic"},
+		"bedrock": {"a": "a", "a": null, "a": "a-bedrock", "c": null, "c": "c"},
+		"description": "second",
+		"provider_aliases": {"claude": "bedrock", "claude": "anthropic"},
+		"anthropic": {"a": "a", "n": null}
+	}`
+	const dedup = `{
+		"description": "second",
+		"provider_aliases": {"claude": "anthropic"},
+		"anthropic": {"a": "a", "n": null},
+		"bedrock": {"a": "a-bedrock", "c": "c"}
+	}`
+	m := mustParseDoc(t, dup)
+	want := mustParseDoc(t, dedup)
+	require.Empty(t, want.Warnings())
+
+	assert.Equal(t, want.Hash(), m.Hash())
+	assert.Equal(t, string(want.JSON()), string(m.JSON()))
+	assert.Equal(t, []string{
+		`key "anthropic" appears twice; the last one wins`,
+		`key "description" appears twice; the last one wins`,
+		`key "provider_aliases" appears twice; the last one wins`,
+		`provider "bedrock": beta "a" appears 3 times; the last one wins`,
+		`provider "bedrock": beta "c" appears twice; the last one wins`,
+		`provider_aliases: alias "claude" appears twice; the last one wins`,
+	}, m.Warnings())
+	assert.Contains(t, m.Summary(), "6 warnings")
+	assert.NotContains(t, want.Summary(), "warning")
+
+	assert.Equal(t, "second", m.Description())
+	assert.Equal(t, map[string]string{"claude": "anthropic"}, m.Aliases(), "a repeated provider_aliases is replaced, not merged")
+	assert.Equal(t, []string{"a"}, m.Betas("claude", "a,b,n"))
+	assert.Equal(t, []string{"a-bedrock", "c"}, m.Betas("bedrock", "a,c"))
+	assert.Nil(t, m.Betas("old", "a"), "the alias of the first provider_aliases is gone")
 }
 
 func TestParseAccepts(t *testing.T) {
@@ -483,6 +729,8 @@ func FuzzParse(f *testing.F) {
 		`{"anthropic":{"a":"b"}} x`,
 		`{"anthropic":{"a\u0000":"b"}}`,
 		`{"anthropic":{"a":"a","a":"b"}}`,
+		`{"anthropic":1,"anthropic":{" a":"b","a,b":null,"":"c","\u001cd":"d"}}`,
+		`{"provider_aliases":{"bedrock":"anthropic","claude":"bedrock","x":"y","x":"anthropic"},"anthropic":{"a":"b"},"bedrock":{"a":"c"}}`,
 		`{"anthropic":{"a":"a",}}`,
 		`{"anthropic":{}`,
 		`{"description":"\ud800<&>","bedrock":{"\u2028":"\u00e9"}}`,
@@ -512,27 +760,59 @@ func FuzzParse(f *testing.F) {
 		require.Equal(t, m.BetaCount(), again.BetaCount())
 		require.True(t, slices.ContainsFunc(betasync.CoreProviders, func(p string) bool { return slices.Contains(m.Providers(), p) }))
 
+		// Warnings are sorted; the canonical form loses only those about
+		// repeated keys.
+		warnings := m.Warnings()
+		require.True(t, slices.IsSorted(warnings))
+		for _, w := range again.Warnings() {
+			require.Contains(t, warnings, w)
+		}
+		for _, w := range warnings {
+			if !slices.Contains(again.Warnings(), w) {
+				require.Contains(t, w, "; the last one wins")
+			}
+		}
+
+		var allBetas []string
+		for _, p := range m.Providers() {
+			if s, ok := m.Section(p); ok {
+				allBetas = slices.AppendSeq(allBetas, maps.Keys(s))
+			}
+		}
 		providers := m.Providers()
 		for alias := range m.Aliases() {
 			providers = append(providers, alias)
 		}
 		for _, p := range providers {
 			section, ok := m.Section(p)
-			require.True(t, ok, "provider %q", p)
+			if !ok {
+				// Only an alias to a provider without a section has none,
+				// and then nothing passes.
+				require.Contains(t, m.Aliases(), p)
+				require.NotContains(t, m.Providers(), m.Resolve(p))
+				for _, beta := range allBetas {
+					_, found := m.Lookup(p, beta)
+					require.False(t, found, "%q/%q", p, beta)
+				}
+				continue
+			}
 			for beta, mapped := range section {
-				require.NotEmpty(t, beta)
 				name, ok := m.Lookup(p, beta)
 				if mapped == nil {
 					require.False(t, ok, "%q/%q is null", p, beta)
 					continue
 				}
 				require.True(t, ok, "%q/%q", p, beta)
-				require.NotEmpty(t, name, "%q/%q", p, beta)
 				require.Equal(t, *mapped, name)
+				// Mapped names are strict: they travel in a header.
+				require.NotEmpty(t, name, "%q/%q", p, beta)
 				require.NotContains(t, name, ",")
-				require.Equal(t, strings.TrimSpace(name), name)
-				// A beta always survives filtering on its own.
-				require.Equal(t, []string{name}, m.Betas(p, beta))
+				require.Equal(t, pyStrip(name), name)
+				require.False(t, strings.ContainsFunc(name, unicode.IsControl), "%q", name)
+				// A beta a header item can name survives filtering on its own.
+				if beta != "" && pyStrip(beta) == beta && !strings.Contains(beta, ",") {
+					require.Equal(t, []string{name}, m.Betas(p, beta))
+				}
 			}
 		}
 	})

@@ -1,0 +1,4 @@
+package betasync
+
+// TrimSpace exposes trimSpace to the external tests.
+var TrimSpace = trimSpace
