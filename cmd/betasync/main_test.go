@@ -304,6 +304,16 @@ func TestValidateCommand(t *testing.T) {
 
 	err = run(t.Context(), []string{"betasync", "validate"}, envFunc(nil), nil, io.Discard, io.Discard)
 	assert.Equal(t, 2, exitCode(err))
+
+	odd := filepath.Join(t.TempDir(), "odd.json")
+	require.NoError(t, os.WriteFile(odd, []byte(`{"anthropic": {"a": "a", " b": "b"}, "provider_aliases": {"x": "nowhere"}}`), 0o600))
+	stdout.Reset()
+	require.NoError(t, run(t.Context(), []string{"betasync", "validate", odd}, envFunc(nil), nil, &stdout, io.Discard))
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	require.Len(t, lines, 3, stdout.String())
+	assert.Contains(t, lines[0], "2 warnings")
+	assert.Contains(t, stdout.String(), `" b"`)
+	assert.Contains(t, stdout.String(), `"nowhere"`)
 }
 
 func mustRead(t *testing.T, path string) []byte {

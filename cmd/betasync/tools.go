@@ -57,7 +57,8 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return out.Flush()
 }
 
-// runValidate checks a mapping file and prints a one-line summary.
+// runValidate checks a mapping file and prints a one-line summary, then one
+// line per warning (what LiteLLM tolerates but can never match).
 func runValidate(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
 		return usageError{"validate: give exactly one FILE"}
@@ -66,8 +67,15 @@ func runValidate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%s: valid: %s (%s)\n", args[0], m.Summary(), strings.Join(m.Providers(), ", "))
-	return err
+	if _, err := fmt.Fprintf(stdout, "%s: valid: %s (%s)\n", args[0], m.Summary(), strings.Join(m.Providers(), ", ")); err != nil {
+		return err
+	}
+	for _, w := range m.Warnings() {
+		if _, err := fmt.Fprintf(stdout, "%s: warning: %s\n", args[0], w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readMapping(path string) (*betasync.Mapping, error) {
