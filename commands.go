@@ -25,6 +25,7 @@ const (
 type ReloadResult struct {
 	Status         string    `json:"status"`
 	Message        string    `json:"message"`
+	Warnings       []string  `json:"warnings,omitempty"` // what LiteLLM tolerates but can never match
 	ProvidersCount int       `json:"providers_count"`
 	Timestamp      time.Time `json:"timestamp"`
 	Version        uint64    `json:"version"`

@@ -22,6 +22,15 @@
 // shutdown the holder deletes the key at its last revision, so another
 // replica can acquire it immediately instead of waiting for the TTL.
 //
+// A renewal can also hang rather than fail (a stalled server or network),
+// and the JetStream client waits 5s by default, longer than a short TTL. So
+// the holder (package worker) gives every Acquire and Renew call a deadline
+// of TTL/3: a renewal is sent at most TTL/3 after the last good one and
+// fails at most TTL/3 later, so the holder stops acting within 2*TTL/3 of
+// its last good renewal (or acquisition), before the lease can expire and
+// pass to another replica. The TTL is counted from when the server stored
+// that write, which is no earlier than when the holder sent it.
+//
 // # Fencing
 //
 // The schedule record carries Fence, the token of the newest holder that wrote
@@ -30,9 +39,22 @@
 // token, stamped with the token, and written back by compare-and-swap on the
 // revision read. A new holder stamps the record when it takes over, so every
 // later write by a paused ex-holder either fails its compare-and-swap or
-// finds a newer fence. Mapping writes are compare-and-swap on the revision
-// read before the fetch, so a writer whose view is stale can never replace a
-// version stored after it looked.
+// finds a newer fence.
+//
+// # Mapping writes
+//
+// Mapping writes are compare-and-swap (Mappings.Put) on the revision the
+// writer read before it fetched, so a lost race writes nothing. The worker
+// that loses one re-reads the stored version and decides by its content and
+// FetchedAt (set by the replica that stored it, when its fetch finished):
+// with the same content it stores nothing; with a FetchedAt at or after the
+// moment the losing reload began, it keeps that version and stores nothing,
+// so a slow fetch never puts older content on top of a newer one; only a
+// version fetched before the losing reload began (such as the start-up
+// default) is replaced, by another compare-and-swap on its revision. The
+// comparison uses the replicas' clocks, so it is only as good as their
+// agreement. A stored entry that is not an envelope is reported by Latest as
+// ErrCorrupt together with its revision, so a writer can store over it.
 package kv
 
 import (
@@ -43,6 +65,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/betasync/betasync"
@@ -53,6 +76,12 @@ const (
 	DefaultHistory = 64
 	DefaultLockTTL = 15 * time.Second
 )
+
+// ErrCorrupt is returned, wrapped, by Mappings.Latest when the stored entry
+// is not a mapping envelope. Latest returns it with an Envelope whose
+// Version is the entry's revision and whose other fields are empty, so a
+// writer can store a valid version over it (Put with that revision).
+var ErrCorrupt = errors.New("kv: the stored mapping is not a valid envelope")
 
 // ErrFenced is returned by a holder write when a newer holder has written.
 var ErrFenced = betasync.Errorf(betasync.ECONFLICT, "a newer lease holder has taken over; this replica may no longer write")
@@ -122,7 +151,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 		return nil, err
 	}
 	return &Store{
-		Mappings:  &Mappings{kv: config},
+		Mappings:  &Mappings{kv: config, nc: js.Conn()},
 		Schedules: &Schedules{kv: state},
 		Lease:     &Lease{kv: lock, ttl: cfg.LockTTL},
 	}, nil
@@ -139,14 +168,19 @@ func OpenMappings(ctx context.Context, js jetstream.JetStream, bucket string) (*
 		}
 		return nil, fmt.Errorf("kv: bucket %s: %w", bucket, err)
 	}
-	return &Mappings{kv: b}, nil
+	return &Mappings{kv: b, nc: js.Conn()}, nil
 }
 
 // Mappings stores mapping versions.
-type Mappings struct{ kv jetstream.KeyValue }
+type Mappings struct {
+	kv jetstream.KeyValue
+	nc *nats.Conn // for the server's max_payload in errors; may be nil
+}
 
 // Latest returns the current version, with Version set to its revision.
-// With none stored it returns an ENOTFOUND error.
+// With none stored it returns an ENOTFOUND error. When the stored entry is
+// not an envelope it returns an error wrapping ErrCorrupt, and an Envelope
+// holding only the entry's revision as Version.
 func (m *Mappings) Latest(ctx context.Context) (betasync.Envelope, error) {
 	e, err := m.kv.Get(ctx, betasync.KeyMapping)
 	if err != nil {
@@ -155,10 +189,15 @@ func (m *Mappings) Latest(ctx context.Context) (betasync.Envelope, error) {
 		}
 		return betasync.Envelope{}, fmt.Errorf("kv: reading the mapping: %w", err)
 	}
-	return decodeEnvelope(e)
+	env, err := decodeEnvelope(e)
+	if err != nil {
+		return betasync.Envelope{Version: e.Revision()}, err
+	}
+	return env, nil
 }
 
-// History returns the stored versions, oldest first.
+// History returns the stored versions, oldest first. Entries that are not
+// envelopes (see ErrCorrupt) are left out: they can never be restored.
 func (m *Mappings) History(ctx context.Context) ([]betasync.Envelope, error) {
 	entries, err := m.kv.History(ctx, betasync.KeyMapping)
 	if err != nil {
@@ -174,7 +213,7 @@ func (m *Mappings) History(ctx context.Context) ([]betasync.Envelope, error) {
 		}
 		env, err := decodeEnvelope(e)
 		if err != nil {
-			return nil, err
+			continue
 		}
 		out = append(out, env)
 	}
@@ -183,7 +222,9 @@ func (m *Mappings) History(ctx context.Context) ([]betasync.Envelope, error) {
 
 // Put stores env as a new version if the current revision is still
 // expected (0: nothing stored yet), and returns the new version. A lost race
-// is an ECONFLICT error and writes nothing.
+// is an ECONFLICT error and writes nothing. An envelope larger than the NATS
+// server's max_payload is an EUPSTREAM error: the source sent a document too
+// big for this deployment.
 func (m *Mappings) Put(ctx context.Context, env betasync.Envelope, expected uint64) (uint64, error) {
 	env.Version = 0
 	data, err := json.Marshal(env)
@@ -199,6 +240,13 @@ func (m *Mappings) Put(ctx context.Context, env betasync.Envelope, expected uint
 	if isConflict(err) {
 		return 0, betasync.Errorf(betasync.ECONFLICT, "another writer stored a mapping version first")
 	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		limit := "the NATS server's max_payload"
+		if m.nc != nil {
+			limit = fmt.Sprintf("the NATS server's max_payload (%d bytes)", m.nc.MaxPayload())
+		}
+		return 0, betasync.Errorf(betasync.EUPSTREAM, "the mapping envelope is %d bytes, more than %s; raise max_payload", len(data), limit)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("kv: storing the mapping: %w", err)
 	}
@@ -208,7 +256,7 @@ func (m *Mappings) Put(ctx context.Context, env betasync.Envelope, expected uint
 func decodeEnvelope(e jetstream.KeyValueEntry) (betasync.Envelope, error) {
 	var env betasync.Envelope
 	if err := json.Unmarshal(e.Value(), &env); err != nil {
-		return betasync.Envelope{}, fmt.Errorf("kv: mapping revision %d is not an envelope: %w", e.Revision(), err)
+		return betasync.Envelope{}, fmt.Errorf("%w (revision %d): %w", ErrCorrupt, e.Revision(), err)
 	}
 	env.Version = e.Revision()
 	return env, nil

@@ -3,10 +3,13 @@ package kv_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -143,6 +146,114 @@ func TestMappings(t *testing.T) {
 		assert.Equal(t, v2, hist[1].Version)
 		assert.Equal(t, envelope(t, 1).Hash, hist[0].Hash)
 	})
+}
+
+func TestMappingsCorruptEntry(t *testing.T) {
+	st, js := newStore(t, kv.Config{})
+	ctx := t.Context()
+	v1, err := st.Mappings.Put(ctx, envelope(t, 1), 0)
+	require.NoError(t, err)
+	bucket, err := js.KeyValue(ctx, betasync.BucketConfig)
+	require.NoError(t, err)
+	garbage, err := bucket.Put(ctx, betasync.KeyMapping, []byte("not an envelope"))
+	require.NoError(t, err)
+
+	latest, err := st.Mappings.Latest(ctx)
+	require.ErrorIs(t, err, kv.ErrCorrupt)
+	assert.Contains(t, err.Error(), fmt.Sprint(garbage), "the error names the revision")
+	assert.Equal(t, betasync.Envelope{Version: garbage}, latest, "only the revision is known")
+
+	_, err = st.Mappings.Put(ctx, envelope(t, 2), v1)
+	assert.Equal(t, betasync.ECONFLICT, betasync.ErrorCode(err), "the corrupt entry is a version like any other: %v", err)
+	v3, err := st.Mappings.Put(ctx, envelope(t, 3), latest.Version)
+	require.NoError(t, err, "a valid version can be stored over it")
+	latest, err = st.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, v3, latest.Version)
+	assert.Equal(t, envelope(t, 3).Hash, latest.Hash)
+
+	hist, err := st.Mappings.History(ctx)
+	require.NoError(t, err, "the corrupt entry in the history does not break it")
+	require.Len(t, hist, 2)
+	assert.Equal(t, v1, hist[0].Version)
+	assert.Equal(t, v3, hist[1].Version)
+}
+
+// TestMappingsPutLargerThanMaxPayload runs its own server, with a small
+// max_payload, so that a valid mapping is too big for it.
+func TestMappingsPutLargerThanMaxPayload(t *testing.T) {
+	const maxPayload = 16 << 10
+	srv, err := server.NewServer(&server.Options{
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		MaxPayload: maxPayload,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := t.Context()
+	st, err := kv.Ensure(ctx, js, kv.Config{})
+	require.NoError(t, err)
+
+	var doc strings.Builder
+	doc.WriteString(`{"anthropic": {`)
+	for i := range 1000 {
+		if i > 0 {
+			doc.WriteString(", ")
+		}
+		fmt.Fprintf(&doc, `"beta-%04d": "beta-%04d"`, i, i)
+	}
+	doc.WriteString(`}}`)
+	m, err := betasync.Parse([]byte(doc.String()))
+	require.NoError(t, err)
+	big := betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	raw, err := json.Marshal(big)
+	require.NoError(t, err)
+	require.Greater(t, len(raw), maxPayload, "the test mapping must exceed max_payload")
+
+	tests := []struct {
+		name     string
+		expected func(t *testing.T) uint64
+	}{
+		{name: "first version", expected: func(*testing.T) uint64 { return 0 }},
+		{name: "over a stored version", expected: func(t *testing.T) uint64 {
+			rev, err := st.Mappings.Put(ctx, envelope(t, 1), 0)
+			require.NoError(t, err)
+			return rev
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expected := tt.expected(t)
+			_, err := st.Mappings.Put(ctx, big, expected)
+			require.Error(t, err)
+			assert.Equal(t, betasync.EUPSTREAM, betasync.ErrorCode(err), "error: %v", err)
+			msg := betasync.ErrorMessage(err)
+			assert.Contains(t, msg, fmt.Sprintf("the mapping envelope is %d bytes", len(raw)))
+			assert.Contains(t, msg, fmt.Sprintf("max_payload (%d bytes)", maxPayload))
+			assert.Contains(t, msg, "raise max_payload")
+			latest, err := st.Mappings.Latest(ctx)
+			if expected == 0 {
+				assert.Equal(t, betasync.ENOTFOUND, betasync.ErrorCode(err), "nothing was stored: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, expected, latest.Version, "nothing was stored")
+		})
+	}
 }
 
 func TestMappingsHistoryKeepsAtLeast32(t *testing.T) {
@@ -391,18 +502,26 @@ func TestLeaseExpires(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "b", holder, "the old holder's release does not free the new holder's lease")
 
-	t.Run("renewing keeps the lease past the TTL", func(t *testing.T) {
-		rev := revB
-		deadline := time.Now().Add(2 * l.TTL())
-		for time.Now().Before(deadline) {
-			next, err := l.Renew(ctx, "b", rev)
-			require.NoError(t, err)
-			rev = next
-			time.Sleep(l.TTL() / 4)
-		}
-		_, err := l.Acquire(ctx, "c")
-		assert.ErrorIs(t, err, kv.ErrLeaseHeld)
-	})
+}
+
+// Renewals keep the lease past its TTL. Its own store, acquired right here:
+// the lease of the test above may be close to its TTL by now. Renewals come
+// every TTL/6, so only a stall of most of the TTL could fail this.
+func TestLeaseRenewalsKeepItPastTheTTL(t *testing.T) {
+	st, _ := newStore(t, kv.Config{LockTTL: 2 * time.Second})
+	ctx := t.Context()
+	l := st.Lease
+	rev, err := l.Acquire(ctx, "b")
+	require.NoError(t, err)
+	deadline := time.Now().Add(l.TTL() * 3 / 2)
+	for time.Now().Before(deadline) {
+		next, err := l.Renew(ctx, "b", rev)
+		require.NoError(t, err)
+		rev = next
+		time.Sleep(l.TTL() / 6)
+	}
+	_, err = l.Acquire(ctx, "c")
+	assert.ErrorIs(t, err, kv.ErrLeaseHeld)
 }
 
 func TestLeaseExpiredWithoutNewHolder(t *testing.T) {

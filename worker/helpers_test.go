@@ -4,20 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/internal/syncbuf"
 	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/publisher"
 	"github.com/betasync/betasync/worker"
@@ -233,3 +238,123 @@ func waitFor(t *testing.T, cond func() bool, msgAndArgs ...any) {
 	t.Helper()
 	require.Eventually(t, cond, 15*time.Second, 5*time.Millisecond, msgAndArgs...)
 }
+
+// connectVia dials addr (a proxy in front of a server) and ensures the
+// buckets with a 1s lease TTL.
+func connectVia(t *testing.T, addr string) node {
+	t.Helper()
+	nc, err := nats.Connect("nats://" + addr)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	st, err := kv.Ensure(t.Context(), js, kv.Config{LockTTL: time.Second})
+	require.NoError(t, err)
+	return node{nc: nc, store: st}
+}
+
+// startWithMaxPayload runs a real server, JetStream in t.TempDir(), whose
+// max_payload is limit (natstest's servers have a fixed, large one).
+func startWithMaxPayload(t *testing.T, limit int32) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		MaxPayload: limit,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	require.True(t, srv.ReadyForConnections(10*time.Second), "the server starts")
+	return srv
+}
+
+// proxy forwards TCP connections to a server. Stall makes it drop
+// everything from then on, in both directions, as a hung server or network
+// would: the connections stay open but no request gets an answer.
+type proxy struct {
+	ln      net.Listener
+	target  string
+	stalled atomic.Bool
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// Addr is the host:port clients dial.
+func (p *proxy) Addr() string { return p.ln.Addr().String() }
+
+// Stall stops forwarding for good.
+func (p *proxy) Stall() { p.stalled.Store(true) }
+
+func (p *proxy) accept() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		upstream, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, upstream)
+		p.mu.Unlock()
+		p.wg.Go(func() { p.pipe(upstream, client) })
+		p.wg.Go(func() { p.pipe(client, upstream) })
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.stalled.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// logs captures a worker's log output.
+type logs struct{ buf syncbuf.Buffer }
+
+// Logger returns a logger writing to l.
+func (l *logs) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(&l.buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Contains reports whether any log line holds s.
+func (l *logs) Contains(s string) bool { return strings.Contains(l.buf.String(), s) }

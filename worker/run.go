@@ -12,13 +12,23 @@ import (
 // errNotDue aborts a schedule claim that finds nothing to do.
 var errNotDue = errors.New("not due")
 
+// Bootstrap retry delays: the first, doubling up to the cap.
+const (
+	bootstrapRetryBase = 250 * time.Millisecond
+	bootstrapRetryMax  = 5 * time.Second
+)
+
 // Run stores the default mapping if KV has none, starts a reload from the
 // source in the background, then keeps the lease and runs due scheduled
-// reloads until ctx ends. On return it has released the lease (so another
-// replica takes over at once) and waited for its goroutines.
+// reloads until ctx ends. Storing the default is retried with backoff until
+// it succeeds (a replica that skipped it would answer commands but never
+// take part in the lease). Run returns nil when ctx ends; by then it has
+// released the lease (so another replica takes over at once) and waited for
+// its goroutines.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.bootstrap(ctx); err != nil {
-		return err
+	if !w.bootstrapWithRetry(ctx) {
+		w.wg.Wait()
+		return nil
 	}
 	if !w.cfg.LocalOnly {
 		w.wg.Go(func() {
@@ -34,20 +44,60 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// bootstrapWithRetry runs bootstrap until it succeeds, waiting
+// bootstrapRetryBase after the first failure and doubling up to
+// bootstrapRetryMax. It reports false if ctx ended first.
+func (w *Worker) bootstrapWithRetry(ctx context.Context) bool {
+	delay := bootstrapRetryBase
+	for {
+		err := w.bootstrap(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		w.log.Warn("storing the first mapping version failed; retrying", "err", err, "retry_in", delay)
+		if sleep(ctx, delay) != nil {
+			return false
+		}
+		delay = min(2*delay, bootstrapRetryMax)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // bootstrap stores the local or embedded mapping as the first version when
-// KV holds none.
+// KV holds none, or over a stored entry that is not a valid envelope
+// (kv.ErrCorrupt), which nothing could otherwise replace.
 func (w *Worker) bootstrap(ctx context.Context) error {
-	_, err := w.deps.Mappings.Latest(ctx)
-	if betasync.ErrorCode(err) != betasync.ENOTFOUND {
+	latest, err := w.deps.Mappings.Latest(ctx)
+	var expected uint64
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kv.ErrCorrupt):
+		w.log.Warn("the stored mapping is corrupt; storing the local mapping over it", "version", latest.Version, "err", err)
+		expected = latest.Version
+	case betasync.ErrorCode(err) != betasync.ENOTFOUND:
 		return err
 	}
 	env, _, err := w.localEnvelope()
 	if err != nil {
 		return err
 	}
-	rev, err := w.deps.Mappings.Put(ctx, env, 0)
+	rev, err := w.deps.Mappings.Put(ctx, env, expected)
 	if betasync.ErrorCode(err) == betasync.ECONFLICT {
-		return nil // another replica stored the first version
+		return nil // another replica stored a version first
 	}
 	if err != nil {
 		return err
@@ -120,6 +170,13 @@ func (w *Worker) claimWindow() time.Duration { return 2 * w.cfg.FetchTimeout }
 // keepLease acquires the lease when free and renews it about every TTL/3.
 // A failed renewal ends the tenure at once: its context is cancelled and no
 // further scheduled work starts until the lease is acquired again.
+//
+// Every Renew, and every acquisition (Acquire and the take-over stamp), gets
+// a deadline of TTL/3, so a call that hangs fails in time: a renewal starts
+// at most TTL/3 after the last good one and ends at most TTL/3 later, so the
+// tenure ends within 2*TTL/3 of the last good renewal, before the lease can
+// expire and pass to another replica (see package kv). Without the deadline
+// a hung renewal would last the JetStream default request timeout (5s).
 func (w *Worker) keepLease(ctx context.Context) {
 	ttl := w.deps.Lease.TTL()
 	t := time.NewTicker(ttl / 3)
@@ -146,7 +203,10 @@ func (w *Worker) keepLease(ctx context.Context) {
 	}()
 	for {
 		if rev != 0 {
-			next, err := w.deps.Lease.Renew(ctx, w.cfg.ReplicaID, rev)
+			// A renewal must fail in time, not hang: see keepLease's doc.
+			lctx, cancel := context.WithTimeout(ctx, ttl/3)
+			next, err := w.deps.Lease.Renew(lctx, w.cfg.ReplicaID, rev)
+			cancel()
 			switch {
 			case err == nil:
 				rev = next
@@ -157,7 +217,8 @@ func (w *Worker) keepLease(ctx context.Context) {
 				end()
 			}
 		} else if ctx.Err() == nil {
-			if token, ok := w.acquire(ctx); ok {
+			token, ok := w.acquire(ctx)
+			if ok {
 				tctx, cancel := context.WithCancel(ctx)
 				rev = token
 				w.tenure.Store(&tenure{token: token, ctx: tctx, cancel: cancel})
@@ -175,17 +236,25 @@ func (w *Worker) keepLease(ctx context.Context) {
 
 // acquire takes the lease if it is free and stamps the schedule with the new
 // fencing token, so writes by any earlier holder are rejected from now on.
+//
+// The whole acquisition has a deadline of TTL/3 (see keepLease); ctx itself
+// is the Run context.
 func (w *Worker) acquire(ctx context.Context) (uint64, bool) {
-	token, err := w.deps.Lease.Acquire(ctx, w.cfg.ReplicaID)
+	lctx, cancel := context.WithTimeout(ctx, w.deps.Lease.TTL()/3)
+	defer cancel()
+	token, err := w.deps.Lease.Acquire(lctx, w.cfg.ReplicaID)
 	if err != nil {
 		if !errors.Is(err, kv.ErrLeaseHeld) && ctx.Err() == nil {
 			w.log.Warn("acquiring the lease", "err", err)
 		}
 		return 0, false
 	}
-	if _, err := w.deps.Schedules.Update(ctx, token, func(*betasync.Schedule) error { return nil }); err != nil {
+	if _, err := w.deps.Schedules.Update(lctx, token, func(*betasync.Schedule) error { return nil }); err != nil {
 		w.log.Warn("taking over the schedule failed; giving the lease back", "err", err)
-		_ = w.deps.Lease.Release(ctx, token)
+		// lctx may have run out: release on a fresh deadline.
+		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), w.deps.Lease.TTL()/3)
+		defer done()
+		_ = w.deps.Lease.Release(rctx, token)
 		return 0, false
 	}
 	return token, true

@@ -115,6 +115,87 @@ func TestRunStartupUpstreamDown(t *testing.T) {
 	}
 }
 
+// TestRunRetriesBootstrap: storing the first version fails (its bucket is
+// gone, as in a JetStream outage). Run keeps retrying instead of returning,
+// and once KV is back the replica stores the default and takes part in the
+// lease.
+func TestRunRetriesBootstrap(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	_, js := srv.JetStream(t)
+	ctx := t.Context()
+	require.NoError(t, js.DeleteKeyValue(ctx, betasync.BucketConfig))
+	var out logs
+	w := newWorker(t, n, worker.Config{LocalOnly: true, Logger: out.Logger()})
+	events := subscribe(t, srv)
+
+	stop := run(t, w)
+	waitFor(t, func() bool { return out.Contains("storing the first mapping version failed; retrying") }, "a failure is logged and retried")
+	assert.False(t, w.Holder(), "no lease before the first version is stored")
+
+	t.Run("recovers when KV is back", func(t *testing.T) {
+		_, err := kv.Ensure(ctx, js, kv.Config{LockTTL: time.Second})
+		require.NoError(t, err)
+		first := events.Next(t)
+		assert.Equal(t, betasync.SourceEmbedded, first.Source)
+		waitFor(t, w.Holder, "the replica takes part in the lease")
+		latest, err := n.store.Mappings.Latest(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, first.Version, latest.Version)
+	})
+
+	t.Run("stops while retrying", func(t *testing.T) {
+		require.NoError(t, js.DeleteKeyValue(ctx, betasync.BucketConfig))
+		var out2 logs
+		w2 := newWorker(t, n, worker.Config{ReplicaID: "r2", LocalOnly: true, Logger: out2.Logger()})
+		stop2 := run(t, w2)
+		waitFor(t, func() bool { return out2.Contains("storing the first mapping version failed; retrying") })
+		stop2() // asserts that Run returns nil
+		assert.False(t, w2.Holder())
+	})
+	stop()
+}
+
+// TestRunBootstrapOverCorruptMapping: the stored entry is not an envelope,
+// so nothing can be read from it; start-up stores the default over it.
+func TestRunBootstrapOverCorruptMapping(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	ctx := t.Context()
+	garbage := putGarbage(t, n)
+	w := newWorker(t, n, worker.Config{LocalOnly: true})
+
+	run(t, w)
+	waitFor(t, w.Holder, "start-up completes and the replica takes the lease")
+	latest, err := n.store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Greater(t, latest.Version, garbage)
+	assert.Equal(t, betasync.SourceEmbedded, latest.Source)
+	assert.Equal(t, betasync.Default().Hash(), latest.Hash)
+}
+
+// TestLeaseHolderStopsBeforeTheLeaseExpires: the holder's connection stalls,
+// so its renewals neither succeed nor fail, they hang. It must stop acting
+// before the lease expires and another replica can take it, though the
+// JetStream client's own request timeout (5s) is far longer than the TTL
+// (1s).
+func TestLeaseHolderStopsBeforeTheLeaseExpires(t *testing.T) {
+	srv := natstest.Start(t)
+	p := newProxy(t, srv.Listen())
+	a := newWorker(t, connectVia(t, p.Addr()), worker.Config{ReplicaID: "a", LocalOnly: true, CheckInterval: time.Hour})
+	other := connect(t, srv)
+	ctx := t.Context()
+
+	run(t, a)
+	waitFor(t, a.Holder, "a takes the lease")
+	p.Stall()
+	waitFor(t, func() bool {
+		_, err := other.store.Lease.Acquire(ctx, "b")
+		return err == nil
+	}, "a's lease expires")
+	assert.False(t, a.Holder(), "a stopped acting before another replica could acquire the lease")
+}
+
 func TestRunReleasesTheLease(t *testing.T) {
 	srv := natstest.Start(t)
 	n := connect(t, srv)

@@ -9,6 +9,18 @@
 // outcome with another fenced write; a holder that dies mid-run is followed
 // by one that retries once the claim window has passed, so no interval is
 // skipped or run twice. See package kv for the lease and fencing protocol.
+//
+// Every successful reload, whatever started it (a manual reload, the
+// start-up reload, or a scheduled run), sets next_run to its own time plus
+// the interval; last_run is the time of the last reload of any kind,
+// successful or not. This is LiteLLM's behaviour: the schedule counts from
+// the last time the mapping was loaded, so restarting a replica, whose
+// start-up reload counts, postpones the next scheduled run.
+//
+// Every worker replica must have the same source settings (URL, LocalOnly,
+// LocalFile): any replica may answer a reload command or run the schedule,
+// so replicas with different settings would store different mappings
+// depending on which one answered.
 package worker
 
 import (
@@ -22,6 +34,7 @@ import (
 	"time"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/kv"
 )
 
 // Defaults for Config.
@@ -191,6 +204,15 @@ func (w *Worker) manualReload(ctx context.Context) (betasync.ReloadResult, error
 
 // refresh loads the mapping from its source and, if it differs from the
 // stored version, stores and announces it.
+//
+// The store is a compare-and-swap on the version read before loading. On a
+// lost race refresh re-reads the stored version and keeps it, storing
+// nothing, when it has the same content or its FetchedAt is at or after the
+// moment this refresh began: that fetch ended while this one was under way,
+// so this refresh's document is not known to be newer, and putting it on top
+// could roll the fleet back. Only a version fetched before this refresh
+// began, such as the start-up default, is replaced. FetchedAt comes from the
+// storing replica's clock.
 func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.ReloadResult, err error) {
 	defer func() {
 		outcome := OutcomeUnchanged
@@ -201,45 +223,73 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		case res.Changed:
 			outcome = OutcomeChanged
 			w.log.Info("stored a new mapping version", "trigger", trigger, "version", res.Version, "hash", res.Hash, "source", res.Source)
+			for _, warning := range res.Warnings {
+				w.log.Warn("the new mapping has an entry that can never match", "version", res.Version, "warning", warning)
+			}
 		default:
 			w.log.Info("mapping unchanged", "trigger", trigger, "version", res.Version)
 		}
 		w.deps.Metrics.ReloadFinished(trigger, outcome, w.now())
 	}()
-	latest, err := w.deps.Mappings.Latest(ctx)
-	if err != nil && betasync.ErrorCode(err) != betasync.ENOTFOUND {
-		return res, betasync.Errorf(betasync.EUNAVAILABLE, "reading the stored mapping: %v", err)
+	start := w.now()
+	latest, err := w.stored(ctx)
+	if err != nil {
+		return res, err
 	}
 	env, m, err := w.load(ctx, latest)
 	if err != nil {
 		return res, err
 	}
 	if m == nil { // not modified
-		return w.result(latest, false, len(latestProviders(latest))), nil
+		return w.result(latest, false, nil), nil
 	}
 	env.FetchedAt = w.now()
 	for range 3 {
 		if m.Hash() == latest.Hash {
-			return w.result(latest, false, len(m.Providers())), nil
+			return w.result(latest, false, m), nil
 		}
 		rev, err := w.deps.Mappings.Put(ctx, env, latest.Version)
 		if betasync.ErrorCode(err) == betasync.ECONFLICT {
-			if latest, err = w.deps.Mappings.Latest(ctx); err != nil {
-				return res, betasync.Errorf(betasync.EUNAVAILABLE, "reading the stored mapping: %v", err)
+			if latest, err = w.stored(ctx); err != nil {
+				return res, err
+			}
+			if latest.Hash != m.Hash() && !latest.FetchedAt.Before(start) {
+				// Fetched after this refresh began: keep it.
+				res := w.result(latest, false, nil)
+				res.Message = fmt.Sprintf("anthropic-beta mapping reloaded: a concurrent reload stored version %d", latest.Version)
+				return res, nil
 			}
 			continue
 		}
 		if err != nil {
-			return res, betasync.Errorf(betasync.EUNAVAILABLE, "storing the mapping: %v", err)
+			return res, storeErr("storing the mapping", err)
 		}
 		env.Version = rev
 		if err := w.deps.Announce(ctx, env); err != nil {
 			// Pods re-read KV on reconnect and on their safety interval.
 			w.log.Warn("announcing the new version failed; pods will catch up from KV", "version", rev, "err", err)
 		}
-		return w.result(env, true, len(m.Providers())), nil
+		return w.result(env, true, m), nil
 	}
 	return res, betasync.Errorf(betasync.ECONFLICT, "the stored mapping kept changing while storing a new version")
+}
+
+// stored reads the stored version to write over: a zero Envelope when none
+// is stored, and one holding only the revision when the stored entry is
+// corrupt (kv.ErrCorrupt), so that a valid version is stored over it.
+func (w *Worker) stored(ctx context.Context) (betasync.Envelope, error) {
+	latest, err := w.deps.Mappings.Latest(ctx)
+	switch {
+	case err == nil:
+		return latest, nil
+	case errors.Is(err, kv.ErrCorrupt):
+		w.log.Warn("the stored mapping is corrupt; storing a valid version over it", "version", latest.Version, "err", err)
+		return betasync.Envelope{Version: latest.Version}, nil
+	case betasync.ErrorCode(err) == betasync.ENOTFOUND:
+		return betasync.Envelope{}, nil
+	default:
+		return betasync.Envelope{}, betasync.Errorf(betasync.EUNAVAILABLE, "reading the stored mapping: %v", err)
+	}
 }
 
 // load reads the mapping from the configured source. A nil mapping with no
@@ -301,25 +351,25 @@ func loadFile(path string) (*betasync.Mapping, error) {
 	return betasync.Parse(data)
 }
 
-func latestProviders(env betasync.Envelope) []string {
-	if env.Config == nil {
-		return nil
-	}
-	m, err := env.Mapping()
-	if err != nil {
-		return nil
-	}
-	return m.Providers()
-}
-
-func (w *Worker) result(env betasync.Envelope, changed bool, providers int) betasync.ReloadResult {
+// result describes env, the version now stored. m is its mapping when the
+// caller has it; otherwise it is decoded from env.
+func (w *Worker) result(env betasync.Envelope, changed bool, m *betasync.Mapping) betasync.ReloadResult {
 	msg := fmt.Sprintf("anthropic-beta mapping reloaded: version %d unchanged", env.Version)
 	if changed {
 		msg = fmt.Sprintf("anthropic-beta mapping reloaded: new version %d", env.Version)
 	}
+	if m == nil && env.Config != nil {
+		m, _ = env.Mapping() // a stored version was validated when it was stored
+	}
+	var providers int
+	var warnings []string
+	if m != nil {
+		providers, warnings = len(m.Providers()), m.Warnings()
+	}
 	return betasync.ReloadResult{
 		Status:         betasync.StatusSuccess,
 		Message:        msg,
+		Warnings:       warnings,
 		ProvidersCount: providers,
 		Timestamp:      w.now(),
 		Version:        env.Version,
@@ -331,7 +381,11 @@ func (w *Worker) result(env betasync.Envelope, changed bool, providers int) beta
 }
 
 // record writes a run's outcome to the schedule. fence is the holder's token
-// for scheduled runs, 0 for manual ones.
+// for scheduled runs, 0 for manual and start-up ones. Any run sets last_run.
+// A successful run of any kind sets last_success and, while a schedule is
+// set, next_run = now + interval, so a manual or start-up reload postpones
+// the next scheduled run. A failed scheduled run sets next_run to the
+// backoff; a failed manual or start-up run leaves next_run alone.
 func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runErr error) {
 	now := w.now()
 	_, err := w.deps.Schedules.Update(ctx, fence, func(s *betasync.Schedule) error {
@@ -371,7 +425,9 @@ func (w *Worker) backoff(n int, interval time.Duration) time.Duration {
 // The first run is due an interval after the last successful reload, or at
 // once when nothing was ever loaded successfully or that is longer ago than
 // the interval. (A failed reload does not count: the mapping it left is as
-// old as the last success.)
+// old as the last success.) After that, any successful reload, manual and
+// start-up ones included, sets next_run to its time plus the interval, so a
+// replica restart postpones the schedule (see the package doc).
 func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.ScheduleResult, error) {
 	if err := betasync.ValidateHours(hours); err != nil {
 		return betasync.ScheduleResult{}, err

@@ -3,18 +3,26 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/worker"
 )
 
@@ -131,6 +139,30 @@ func TestReload(t *testing.T) {
 	})
 }
 
+// A document LiteLLM tolerates is stored, and what can never match is
+// reported with the reload and logged.
+func TestReloadReportsWarnings(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	doc := []byte(`{"bedrock": {"context-1m-2025-08-07": "context-1m-2025-08-07", " padded": "x"}, "provider_aliases": {"aws": "nowhere"}}`)
+	up := newUpstream(t, serve(doc))
+	var l logs
+	w := newWorker(t, n, worker.Config{URL: up.URL, Logger: l.Logger()})
+
+	res, err := w.Reload(t.Context())
+	require.NoError(t, err)
+	assert.True(t, res.Changed)
+	require.Len(t, res.Warnings, 2)
+	assert.Contains(t, res.Warnings[0]+res.Warnings[1], `" padded"`)
+	assert.Contains(t, res.Warnings[0]+res.Warnings[1], `"nowhere"`)
+	assert.True(t, l.Contains("can never match"))
+
+	again, err := w.Reload(t.Context())
+	require.NoError(t, err)
+	assert.False(t, again.Changed)
+	assert.Equal(t, res.Warnings, again.Warnings, "an unchanged reload still reports them")
+}
+
 func TestReloadKeepsNewerVersionOfAnotherWriter(t *testing.T) {
 	srv := natstest.Start(t)
 	n := connect(t, srv)
@@ -148,6 +180,175 @@ func TestReloadKeepsNewerVersionOfAnotherWriter(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, res.Changed)
 	assert.Equal(t, rev, res.Version)
+}
+
+// TestReloadLosesRaceWhileFetching: replica a reads the stored version,
+// then fetches slowly; meanwhile another version is stored. a's store loses
+// its compare-and-swap, and what it does next depends on when the winner was
+// fetched.
+func TestReloadLosesRaceWhileFetching(t *testing.T) {
+	tests := []struct {
+		name string
+		// store stores the competing version while a's fetch is held, and
+		// returns its version.
+		store func(t *testing.T, n node, clk *clock, up *upstream) uint64
+		// kept: a keeps the competing version; otherwise a stores its own.
+		kept bool
+	}{
+		{
+			name: "a reload that began later wins",
+			store: func(t *testing.T, n node, clk *clock, up *upstream) uint64 {
+				// Replica b reloads after a began: it fetches the
+				// upstream's newer document and stores it.
+				b := newWorker(t, n, worker.Config{ReplicaID: "b", URL: up.URL, Now: clk.Now})
+				res, err := b.Reload(t.Context())
+				require.NoError(t, err)
+				require.True(t, res.Changed)
+				return res.Version
+			},
+			kept: true,
+		},
+		{
+			name: "a version fetched before a began is replaced",
+			store: func(t *testing.T, n node, _ *clock, _ *upstream) uint64 {
+				// Like the start-up default another replica stores.
+				m, err := betasync.Parse(docSmall)
+				require.NoError(t, err)
+				rev, err := n.store.Mappings.Put(t.Context(), betasync.NewEnvelope(m, betasync.SourceEmbedded, t0.Add(-time.Second)), 0)
+				require.NoError(t, err)
+				return rev
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := natstest.Start(t)
+			n := connect(t, srv)
+			clk := newClock()
+			ctx := t.Context()
+			// The first request (a's) is held until released and then gets
+			// the older document; later requests get the newer one.
+			entered, release := make(chan struct{}), make(chan struct{})
+			var requests atomic.Int64
+			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				if requests.Add(1) == 1 {
+					close(entered)
+					<-release
+					serve(docUpstream)(w, r)
+					return
+				}
+				serve(docSmall)(w, r)
+			})
+			releaseA := sync.OnceFunc(func() { close(release) })
+			t.Cleanup(releaseA) // before the upstream closes, even on failure
+			a := newWorker(t, n, worker.Config{ReplicaID: "a", URL: up.URL, Now: clk.Now})
+
+			type reload struct {
+				res betasync.ReloadResult
+				err error
+			}
+			done := make(chan reload, 1)
+			go func() {
+				res, err := a.Reload(ctx)
+				done <- reload{res, err}
+			}()
+			select {
+			case <-entered:
+			case <-time.After(10 * time.Second):
+				require.FailNow(t, "replica a never fetched")
+			}
+			winner := tt.store(t, n, clk, up)
+			releaseA()
+			var got reload
+			select {
+			case got = <-done:
+			case <-time.After(15 * time.Second):
+				require.FailNow(t, "replica a's reload did not finish")
+			}
+			require.NoError(t, got.err)
+
+			latest, err := n.store.Mappings.Latest(ctx)
+			require.NoError(t, err)
+			hist, err := n.store.Mappings.History(ctx)
+			require.NoError(t, err)
+			if tt.kept {
+				assert.False(t, got.res.Changed, "a stores nothing")
+				assert.Equal(t, winner, got.res.Version)
+				assert.Equal(t, hashOf(t, docSmall), got.res.Hash)
+				assert.Equal(t, 2, got.res.ProvidersCount)
+				assert.Contains(t, got.res.Message, fmt.Sprintf("a concurrent reload stored version %d", winner))
+				assert.Equal(t, winner, latest.Version, "the newer version stays current")
+				assert.Equal(t, hashOf(t, docSmall), latest.Hash, "the fleet does not regress to a's older document")
+				assert.Len(t, hist, 1)
+				return
+			}
+			assert.True(t, got.res.Changed)
+			assert.Greater(t, got.res.Version, winner)
+			assert.Equal(t, got.res.Version, latest.Version)
+			assert.Equal(t, hashOf(t, docUpstream), latest.Hash, "a's fetch is newer than the stored version")
+			assert.Len(t, hist, 2)
+		})
+	}
+}
+
+func TestReloadOverCorruptMapping(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, serve(docUpstream))
+	w := newWorker(t, n, worker.Config{URL: up.URL})
+	ctx := t.Context()
+	garbage := putGarbage(t, n)
+
+	res, err := w.Reload(ctx)
+	require.NoError(t, err, "a corrupt stored entry does not block reloads")
+	assert.True(t, res.Changed)
+	assert.Greater(t, res.Version, garbage)
+	latest, err := n.store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, res.Version, latest.Version)
+	assert.Equal(t, hashOf(t, docUpstream), latest.Hash)
+}
+
+// putGarbage stores an entry that is not an envelope as the current mapping,
+// straight through JetStream KV, and returns its revision.
+func putGarbage(t *testing.T, n node) uint64 {
+	t.Helper()
+	js, err := jetstream.New(n.nc)
+	require.NoError(t, err)
+	bucket, err := js.KeyValue(t.Context(), betasync.BucketConfig)
+	require.NoError(t, err)
+	rev, err := bucket.Put(t.Context(), betasync.KeyMapping, []byte("\x00 not an envelope"))
+	require.NoError(t, err)
+	_, err = n.store.Mappings.Latest(t.Context())
+	require.ErrorIs(t, err, kv.ErrCorrupt)
+	return rev
+}
+
+func TestReloadLargerThanMaxPayload(t *testing.T) {
+	const maxPayload = 16 << 10
+	srv := startWithMaxPayload(t, maxPayload)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	st, err := kv.Ensure(t.Context(), js, kv.Config{LockTTL: time.Second})
+	require.NoError(t, err)
+
+	var doc strings.Builder
+	doc.WriteString(`{"anthropic": {`)
+	for i := range 1000 {
+		if i > 0 {
+			doc.WriteString(", ")
+		}
+		fmt.Fprintf(&doc, `"beta-%04d": "beta-%04d"`, i, i)
+	}
+	doc.WriteString(`}}`)
+	up := newUpstream(t, serve([]byte(doc.String())))
+	w := newWorker(t, node{nc: nc, store: st}, worker.Config{URL: up.URL})
+
+	_, err = w.Reload(t.Context())
+	requireCode(t, err, betasync.EUPSTREAM, "more than the NATS server's max_payload (16384 bytes)", "raise max_payload")
 }
 
 func TestSetSchedule(t *testing.T) {
