@@ -394,10 +394,14 @@ func (l *Lease) Renew(ctx context.Context, holder string, rev uint64) (uint64, e
 }
 
 // Release gives up the lease held at revision rev, so another replica can
-// take it at once. Releasing a lease already lost is not an error.
+// take it at once. A lease no longer held at rev (lost, or already
+// released) is left alone and reported as ErrLeaseLost.
 func (l *Lease) Release(ctx context.Context, rev uint64) error {
 	err := l.kv.Delete(ctx, betasync.KeyLease, jetstream.LastRevision(rev))
-	if err != nil && !isConflict(err) {
+	if isConflict(err) {
+		return ErrLeaseLost // not ours at rev any more: nothing released
+	}
+	if err != nil {
 		return fmt.Errorf("kv: releasing the lease: %w", err)
 	}
 	return nil

@@ -443,7 +443,7 @@ func TestLease(t *testing.T) {
 		assert.ErrorIs(t, err, kv.ErrLeaseLost)
 	})
 	t.Run("release at a stale revision keeps the lease", func(t *testing.T) {
-		require.NoError(t, l.Release(ctx, rev))
+		require.ErrorIs(t, l.Release(ctx, rev), kv.ErrLeaseLost)
 		holder, err := l.Holder(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, "a", holder)
@@ -455,7 +455,7 @@ func TestLease(t *testing.T) {
 	assert.Empty(t, holder)
 
 	t.Run("release twice", func(t *testing.T) {
-		assert.NoError(t, l.Release(ctx, renewed))
+		assert.ErrorIs(t, l.Release(ctx, renewed), kv.ErrLeaseLost)
 	})
 	t.Run("renew after release", func(t *testing.T) {
 		_, err := l.Renew(ctx, "a", renewed)
@@ -497,7 +497,7 @@ func TestLeaseExpires(t *testing.T) {
 
 	_, err = l.Renew(ctx, "a", revA)
 	require.ErrorIs(t, err, kv.ErrLeaseLost, "the old holder learns it lost the lease")
-	require.NoError(t, l.Release(ctx, revA), "releasing a lost lease is not an error")
+	require.ErrorIs(t, l.Release(ctx, revA), kv.ErrLeaseLost, "a lost lease is not released")
 	holder, err = l.Holder(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "b", holder, "the old holder's release does not free the new holder's lease")

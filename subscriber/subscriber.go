@@ -75,7 +75,8 @@ func WithResyncInterval(d time.Duration) Option {
 }
 
 // WithOnUpdate calls fn on the subscriber's goroutine after each swap. fn
-// must not block for long.
+// must not block for long, and must not call Close (Close waits for that
+// goroutine).
 func WithOnUpdate(fn func(Snapshot)) Option { return func(s *Subscriber) { s.onUpdate = fn } }
 
 // WithFallback serves m instead of the embedded default until a version

@@ -47,18 +47,25 @@ func checkURL(raw string) error {
 
 func newFetcher(rawURL, userAgent string, timeout time.Duration) *fetcher {
 	client := &http.Client{
-		Timeout: timeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > maxRedirects {
-				return fmt.Errorf("more than %d redirects", maxRedirects)
-			}
-			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-				return fmt.Errorf("redirect to a %s URL", req.URL.Scheme)
-			}
-			return nil
-		},
+		Timeout:       timeout,
+		CheckRedirect: checkRedirect,
 	}
 	return &fetcher{client: client, url: rawURL, ua: userAgent, timeout: timeout}
+}
+
+// checkRedirect follows at most maxRedirects redirects, to http or https
+// only, and never from https down to http.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("more than %d redirects", maxRedirects)
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect to a %s URL", req.URL.Scheme)
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return errors.New("redirect from https to http")
+	}
+	return nil
 }
 
 // fetch GETs the document. etag and lastModified, when set, make the request

@@ -192,10 +192,13 @@ func (w *Worker) keepLease(ctx context.Context) {
 	defer func() {
 		if rev != 0 {
 			rctx, done := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			if err := w.deps.Lease.Release(rctx, rev); err != nil {
-				w.log.Warn("releasing the lease failed; another replica takes over after the TTL", "err", err)
-			} else {
+			switch err := w.deps.Lease.Release(rctx, rev); {
+			case err == nil:
 				w.log.Info("released the lease")
+			case errors.Is(err, kv.ErrLeaseLost):
+				w.log.Info("the lease was no longer ours; nothing to release")
+			default:
+				w.log.Warn("releasing the lease failed; another replica takes over after the TTL", "err", err)
 			}
 			done()
 		}

@@ -272,6 +272,12 @@ func TestFilterCommand(t *testing.T) {
 			assert.Equal(t, tt.want, stdout.String())
 		})
 	}
+	t.Run("unknown provider is named on stderr", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		require.NoError(t, run(t.Context(), []string{"betasync", "filter", "-provider", "bedrok", "context-1m-2025-08-07"}, envFunc(nil), nil, &stdout, &stderr))
+		assert.Equal(t, "\n", stdout.String())
+		assert.Contains(t, stderr.String(), `provider "bedrok" has no section`)
+	})
 	t.Run("missing provider is a usage error", func(t *testing.T) {
 		err := run(t.Context(), []string{"betasync", "filter", "x"}, envFunc(nil), strings.NewReader(""), io.Discard, io.Discard)
 		require.Error(t, err)

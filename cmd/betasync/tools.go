@@ -36,6 +36,10 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if _, ok := m.Section(*provider); !ok {
+		fmt.Fprintf(stderr, "betasync: provider %q has no section in this mapping, so every beta is dropped (providers: %s)\n",
+			*provider, strings.Join(m.Providers(), ", "))
+	}
 	if fs.NArg() == 1 {
 		_, err := fmt.Fprintln(stdout, m.HeaderValue(*provider, fs.Arg(0)))
 		return err
