@@ -24,6 +24,7 @@ import (
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
 	"github.com/betasync/betasync/internal/syncbuf"
+	"github.com/betasync/betasync/subscriber"
 )
 
 func envFunc(env map[string]string) func(string) string {
@@ -440,4 +441,45 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 	require.NoError(t, cmd.Wait(), "exit status; stderr: %s", stderr)
 	assert.Contains(t, stderr.String(), "released the lease")
 	assert.Contains(t, stderr.String(), "embedded NATS stopped")
+}
+
+// A small fleet: a 3-node NATS cluster, buckets with 3 replicas, two
+// daemons on different nodes and a pod's subscriber on the third. A reload
+// through one replica reaches the other replica's status and mapping and the
+// pod; the schedule set through one is the other's.
+func TestFleetOnACluster(t *testing.T) {
+	nodes := natstest.StartCluster(t, 3)
+	fleet := func(id string, node *natstest.Server) map[string]string {
+		return map[string]string{
+			"NATS_URL":             node.ClientURL(),
+			"BETASYNC_KV_REPLICAS": "3",
+			"BETASYNC_REPLICA_ID":  id,
+		}
+	}
+	a := startDaemon(t, fleet("replica-a", nodes[0]))
+	b := startDaemon(t, fleet("replica-b", nodes[1]))
+
+	pod, err := subscriber.New(nodes[2].Connect(t))
+	require.NoError(t, err)
+	t.Cleanup(pod.Close)
+
+	var reload betasync.ReloadResult
+	require.Equal(t, http.StatusOK, a.call(t, http.MethodPost, "/reload/anthropic_beta_headers", &reload))
+	var set betasync.ScheduleResult
+	require.Equal(t, http.StatusOK, a.call(t, http.MethodPost, "/schedule/anthropic_beta_headers_reload?hours=12", &set))
+
+	var st betasync.ScheduleStatus
+	require.Equal(t, http.StatusOK, b.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
+	assert.True(t, st.Scheduled, "the schedule is shared")
+	assert.Equal(t, reload.Version, st.ConfigVersion)
+	assert.Contains(t, []string{"replica-a", "replica-b"}, st.LockHolder)
+
+	var mapping struct {
+		Version uint64 `json:"version"`
+	}
+	require.Eventually(t, func() bool {
+		b.call(t, http.MethodGet, "/anthropic_beta_headers", &mapping)
+		return mapping.Version == reload.Version && pod.Current().Version == reload.Version
+	}, 10*time.Second, 20*time.Millisecond, "the other replica and the pod serve the version")
+	assert.Equal(t, reload.Hash, pod.Current().Hash)
 }

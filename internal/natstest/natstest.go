@@ -3,8 +3,12 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -69,4 +73,60 @@ func (s *Server) JetStream(t testing.TB, opts ...nats.Option) (*nats.Conn, jetst
 // String names the server in test logs.
 func (s *Server) String() string {
 	return fmt.Sprintf("nats-server %s (store %s)", s.ClientURL(), s.StoreDir)
+}
+
+// StartCluster runs an n-node cluster (every node routed to every other),
+// JetStream on each in its own temporary directory, and waits (with a
+// deadline, never a fixed sleep) until JetStream answers with a meta leader
+// elected. Client ports are random; cluster ports are picked free just
+// before the start, because JetStream clustering needs its routes
+// configured up front.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		require.NoError(t, ln.Close())
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	var nodes []*Server
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "betasync-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		srv, err := server.NewServer(opts)
+		require.NoError(t, err)
+		srv.Start()
+		s := &Server{Server: srv, StoreDir: opts.StoreDir}
+		t.Cleanup(s.Stop)
+		nodes = append(nodes, s)
+	}
+	for i, s := range nodes {
+		require.True(t, s.ReadyForConnections(30*time.Second), "cluster node %d not ready", i+1)
+	}
+	nc := nodes[0].Connect(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		for _, s := range nodes {
+			if s.NumRoutes() < n-1 {
+				return false
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err == nil
+	}, 30*time.Second, 50*time.Millisecond, "the cluster did not form or elect a JetStream meta leader")
+	return nodes
 }

@@ -1,0 +1,80 @@
+package kv_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/kv"
+)
+
+// On a 3-node cluster with 3 bucket replicas, JetStream reports a lost
+// compare-and-swap with another error code (10164) than on a single server
+// (10071). Every conflict the lease, the fence and the mapping rely on must
+// still be recognised, from whichever node a replica talks to.
+func TestReplicatedBucketsOnACluster(t *testing.T) {
+	nodes := natstest.StartCluster(t, 3)
+	ctx := t.Context()
+	_, js1 := nodes[0].JetStream(t)
+	_, js2 := nodes[1].JetStream(t)
+
+	cfg := kv.Config{Replicas: 3, LockTTL: 2 * time.Second}
+	a, err := kv.Ensure(ctx, js1, cfg)
+	require.NoError(t, err)
+	b, err := kv.Ensure(ctx, js2, cfg)
+	require.NoError(t, err, "a second replica ensures the same buckets")
+
+	info, err := js1.KeyValue(ctx, betasync.BucketConfig)
+	require.NoError(t, err)
+	status, err := info.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 3, status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas)
+
+	t.Run("mapping compare-and-swap", func(t *testing.T) {
+		v1, err := a.Mappings.Put(ctx, envelope(t, 1), 0)
+		require.NoError(t, err)
+		_, err = b.Mappings.Put(ctx, envelope(t, 2), 0)
+		assert.Equal(t, betasync.ECONFLICT, betasync.ErrorCode(err), "create over an existing version: %v", err)
+		v2, err := b.Mappings.Put(ctx, envelope(t, 2), v1)
+		require.NoError(t, err)
+		_, err = a.Mappings.Put(ctx, envelope(t, 3), v1)
+		assert.Equal(t, betasync.ECONFLICT, betasync.ErrorCode(err), "update at a stale revision: %v", err)
+		latest, err := a.Mappings.Latest(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, v2, latest.Version)
+	})
+
+	t.Run("lease and fence", func(t *testing.T) {
+		tokenA, err := a.Lease.Acquire(ctx, "a")
+		require.NoError(t, err)
+		_, err = b.Lease.Acquire(ctx, "b")
+		require.ErrorIs(t, err, kv.ErrLeaseHeld)
+		renewed, err := a.Lease.Renew(ctx, "a", tokenA)
+		require.NoError(t, err)
+		_, err = b.Lease.Renew(ctx, "b", tokenA)
+		require.ErrorIs(t, err, kv.ErrLeaseLost, "renewal at a stale revision")
+		_, err = a.Schedules.Update(ctx, tokenA, func(*betasync.Schedule) error { return nil })
+		require.NoError(t, err)
+
+		require.NoError(t, a.Lease.Release(ctx, renewed))
+		tokenB, err := b.Lease.Acquire(ctx, "b")
+		require.NoError(t, err, "released: another replica takes it at once")
+		_, err = b.Schedules.Update(ctx, tokenB, func(*betasync.Schedule) error { return nil })
+		require.NoError(t, err)
+
+		_, err = a.Schedules.Update(ctx, tokenA, func(s *betasync.Schedule) error {
+			s.IntervalHours = 1
+			return nil
+		})
+		require.ErrorIs(t, err, kv.ErrFenced, "the ex-holder's write is fenced")
+		sch, _, err := b.Schedules.Get(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, sch.IntervalHours)
+		assert.Equal(t, tokenB, sch.Fence)
+	})
+}
