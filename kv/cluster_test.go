@@ -33,7 +33,9 @@ func TestReplicatedBucketsOnACluster(t *testing.T) {
 	require.NoError(t, err)
 	status, err := info.Status(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 3, status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas)
+	bucket, ok := status.(*jetstream.KeyValueBucketStatus)
+	require.True(t, ok)
+	assert.Equal(t, 3, bucket.StreamInfo().Config.Replicas)
 
 	t.Run("mapping compare-and-swap", func(t *testing.T) {
 		v1, err := a.Mappings.Put(ctx, envelope(t, 1), 0)

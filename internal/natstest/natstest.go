@@ -88,7 +88,9 @@ func StartCluster(t testing.TB, n int) []*Server {
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		addr, ok := ln.Addr().(*net.TCPAddr)
+		require.True(t, ok)
+		ports[i] = addr.Port
 		require.NoError(t, ln.Close())
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
