@@ -125,7 +125,12 @@ func TestDaemonEmbeddedNATS(t *testing.T) {
 	var st betasync.ScheduleStatus
 	require.Equal(t, http.StatusOK, d.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
 	assert.True(t, st.Scheduled)
-	assert.NotEmpty(t, st.LockHolder)
+	// The lease is taken right after start-up, not necessarily before the
+	// first request.
+	require.Eventually(t, func() bool {
+		d.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st)
+		return st.LockHolder != ""
+	}, 5*time.Second, 20*time.Millisecond)
 
 	var mapping struct {
 		Version uint64 `json:"version"`
@@ -472,7 +477,10 @@ func TestFleetOnACluster(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
 	assert.True(t, st.Scheduled, "the schedule is shared")
 	assert.Equal(t, reload.Version, st.ConfigVersion)
-	assert.Contains(t, []string{"replica-a", "replica-b"}, st.LockHolder)
+	require.Eventually(t, func() bool {
+		b.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st)
+		return st.LockHolder == "replica-a" || st.LockHolder == "replica-b"
+	}, 5*time.Second, 20*time.Millisecond, "one replica holds the lease")
 
 	var mapping struct {
 		Version uint64 `json:"version"`
