@@ -23,6 +23,8 @@ type Config struct {
 	Logger *slog.Logger
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	ReadyTimeout time.Duration
+	// MaxPayload is the message size limit; MaxPayload (4 MiB) when 0.
+	MaxPayload int32
 }
 
 // MaxPayload is the embedded server's message size limit: room for a
@@ -46,13 +48,16 @@ func Start(cfg Config) (*server.Server, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 10 * time.Second
 	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = MaxPayload
+	}
 	opts := &server.Options{
 		ServerName: "betasync-embedded",
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
-		MaxPayload: MaxPayload,
+		MaxPayload: cfg.MaxPayload,
 		NoSigs:     true,
 	}
 	srv, err := server.NewServer(opts)

@@ -298,8 +298,10 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*betasync.
 			// Writers that lost a race back off for a random, growing
 			// delay, so a burst of them spreads out instead of colliding
 			// again on every round.
-			if err := sleepCtx(ctx, retryDelay(attempt)); err != nil {
-				return betasync.Schedule{}, fmt.Errorf("kv: writing the schedule: %w", err)
+			select {
+			case <-ctx.Done():
+				return betasync.Schedule{}, fmt.Errorf("kv: writing the schedule: %w", ctx.Err())
+			case <-time.After(retryDelay(attempt)):
 			}
 		}
 		sch, rev, err := s.Get(ctx)
@@ -340,17 +342,6 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*betasync.
 func retryDelay(attempt int) time.Duration {
 	ceiling := time.Millisecond << min(attempt-1, 6)
 	return rand.N(ceiling) + 1
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // ErrLeaseHeld is returned by Acquire while another replica holds the lease.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -183,22 +182,7 @@ func TestMappingsCorruptEntry(t *testing.T) {
 // max_payload, so that a valid mapping is too big for it.
 func TestMappingsPutLargerThanMaxPayload(t *testing.T) {
 	const maxPayload = 16 << 10
-	srv, err := server.NewServer(&server.Options{
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		MaxPayload: maxPayload,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	require.True(t, srv.ReadyForConnections(10*time.Second))
+	srv := natstest.StartWithMaxPayload(t, maxPayload)
 	nc, err := nats.Connect(srv.ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

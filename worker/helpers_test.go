@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -251,29 +250,6 @@ func connectVia(t *testing.T, addr string) node {
 	st, err := kv.Ensure(t.Context(), js, kv.Config{LockTTL: time.Second})
 	require.NoError(t, err)
 	return node{nc: nc, store: st}
-}
-
-// startWithMaxPayload runs a real server, JetStream in t.TempDir(), whose
-// max_payload is limit (natstest's servers have a fixed, large one).
-func startWithMaxPayload(t *testing.T, limit int32) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		MaxPayload: limit,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	require.True(t, srv.ReadyForConnections(10*time.Second), "the server starts")
-	return srv
 }
 
 // proxy forwards TCP connections to a server. Stall makes it drop

@@ -58,21 +58,12 @@ func (w *Worker) bootstrapWithRetry(ctx context.Context) bool {
 			return false
 		}
 		w.log.Warn("storing the first mapping version failed; retrying", "err", err, "retry_in", delay)
-		if sleep(ctx, delay) != nil {
+		select {
+		case <-ctx.Done():
 			return false
+		case <-time.After(delay):
 		}
 		delay = min(2*delay, bootstrapRetryMax)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -326,7 +326,7 @@ func putGarbage(t *testing.T, n node) uint64 {
 
 func TestReloadLargerThanMaxPayload(t *testing.T) {
 	const maxPayload = 16 << 10
-	srv := startWithMaxPayload(t, maxPayload)
+	srv := natstest.StartWithMaxPayload(t, maxPayload)
 	nc, err := nats.Connect(srv.ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

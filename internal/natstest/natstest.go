@@ -30,6 +30,17 @@ func Start(t testing.TB) *Server {
 	return StartAt(t, "127.0.0.1:-1", t.TempDir())
 }
 
+// StartWithMaxPayload runs a server like Start whose message size limit is
+// limit bytes, for tests of documents too big for the bus.
+func StartWithMaxPayload(t testing.TB, limit int32) *Server {
+	t.Helper()
+	srv, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), MaxPayload: limit})
+	require.NoError(t, err)
+	s := &Server{Server: srv}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // StartAt runs a server on listen with JetStream in dir; tests that restart a
 // server reuse the port and dir of the one before.
 func StartAt(t testing.TB, listen, dir string) *Server {
