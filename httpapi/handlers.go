@@ -109,7 +109,7 @@ func (s *server) handleMapping() http.Handler {
 		cur := s.cfg.Mapping.Current()
 		res := mappingResponse{
 			Version:   cur.Version,
-			Hash:      cur.Hash,
+			Hash:      cur.Hash(),
 			Source:    cur.Source,
 			URL:       cur.URL,
 			ETag:      cur.ETag,

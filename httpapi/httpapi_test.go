@@ -371,7 +371,7 @@ func TestEndpoints(t *testing.T) {
 		obj := okObject(t, e.do(t, http.MethodGet, pathMapping, bearer(masterKey)))
 		assertKeys(t, obj, "version", "hash", "source", "fetched_at", "config")
 		assert.InDelta(t, version, num(t, obj["version"]), 0)
-		assert.Equal(t, e.sub.Current().Hash, str(t, obj["hash"]))
+		assert.Equal(t, e.sub.Current().Hash(), str(t, obj["hash"]))
 		assert.Equal(t, betasync.SourceRemote, str(t, obj["source"]))
 		assertUTC(t, obj["fetched_at"])
 		assertUTC(t, obj["applied_at"])

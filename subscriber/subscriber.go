@@ -32,11 +32,11 @@ import (
 	"github.com/betasync/betasync/kv"
 )
 
-// Snapshot is one applied mapping version. It is immutable.
+// Snapshot is one applied mapping version, with the mapping's methods
+// (Hash, AppendBetas, ...) promoted. It is immutable.
 type Snapshot struct {
 	*betasync.Mapping
 	Version   uint64    // KV revision; 0 for the embedded default
-	Hash      string    // sha256 of the canonical mapping
 	Source    string    // "embedded", "remote", "local", ...
 	FetchedAt time.Time // when the worker loaded it; zero for the embedded default
 	URL       string
@@ -126,7 +126,7 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		o(s)
 	}
 	m := s.fallback
-	s.cur.Store(&Snapshot{Mapping: m, Hash: m.Hash(), Source: betasync.SourceEmbedded, AppliedAt: time.Now().UTC()})
+	s.cur.Store(&Snapshot{Mapping: m, Source: betasync.SourceEmbedded, AppliedAt: time.Now().UTC()})
 
 	// An async subscription, not a channel one: while the loop is busy,
 	// events queue in the client's pending buffer (512Ki messages, 64 MiB)
@@ -334,7 +334,6 @@ func (s *Subscriber) apply(env betasync.Envelope, via string) {
 	snap := &Snapshot{
 		Mapping:   m,
 		Version:   env.Version,
-		Hash:      m.Hash(),
 		Source:    env.Source,
 		FetchedAt: env.FetchedAt,
 		URL:       env.URL,

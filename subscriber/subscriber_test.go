@@ -134,7 +134,7 @@ func TestNewServesTheDefaultBeforeAnyKV(t *testing.T) {
 	assert.Same(t, betasync.Default(), cur.Mapping)
 	assert.Zero(t, cur.Version)
 	assert.Equal(t, betasync.SourceEmbedded, cur.Source)
-	assert.Equal(t, betasync.Default().Hash(), cur.Hash)
+	assert.Equal(t, betasync.Default().Hash(), cur.Hash())
 	assert.True(t, cur.FetchedAt.IsZero())
 	assert.False(t, cur.AppliedAt.IsZero())
 	assert.False(t, sub.Ready())
@@ -192,7 +192,7 @@ func TestLateJoinerAppliesTheStoredVersion(t *testing.T) {
 	cur := p.Current()
 	assert.True(t, p.Ready())
 	assert.Equal(t, version, cur.Version)
-	assert.Equal(t, want.Hash(), cur.Hash)
+	assert.Equal(t, want.Hash(), cur.Hash())
 	assert.Equal(t, betasync.SourceRemote, cur.Source)
 	assert.Equal(t, []string{"a-1"}, cur.Betas("anthropic", "a-1,a-2"))
 	assert.Equal(t, uint64(1), p.Stats().Applied)
@@ -207,7 +207,7 @@ func TestEvents(t *testing.T) {
 	// A good version to protect.
 	announce(t, nc, doc(t, 5), 5)
 	got := p.waitVersion(t, 5)
-	assert.Equal(t, doc(t, 5).Hash(), got.Hash)
+	assert.Equal(t, doc(t, 5).Hash(), got.Hash())
 	assert.True(t, p.Ready())
 
 	mustJSON := func(env betasync.Envelope) []byte {
@@ -261,7 +261,7 @@ func TestEvents(t *testing.T) {
 			assert.Equal(t, before.Stale+tt.stale, after.Stale, "stale")
 			assert.Equal(t, before.Invalid+tt.invalid, after.Invalid, "invalid")
 			assert.Equal(t, before.Applied+1, after.Applied, "only the later valid version was applied")
-			assert.Equal(t, doc(t, 100+i).Hash(), got.Hash)
+			assert.Equal(t, doc(t, 100+i).Hash(), got.Hash())
 		})
 	}
 
@@ -273,7 +273,7 @@ func TestEvents(t *testing.T) {
 	publish(t, nc, betasync.SubjectConfigUpdated, mustJSON(mismatch))
 	announce(t, nc, doc(t, 999), 999)
 	got = p.waitVersion(t, 999)
-	assert.Equal(t, doc(t, 999).Hash(), got.Hash)
+	assert.Equal(t, doc(t, 999).Hash(), got.Hash())
 	assert.Equal(t, invalid+1, p.Stats().Invalid)
 }
 
@@ -353,7 +353,7 @@ func TestReconnectCatchesUpFromKV(t *testing.T) {
 	took := time.Since(restarted)
 	t.Logf("convergence after restart: %s (pod holds version %d)", took, got.Version)
 	assert.Less(t, took, 2*time.Second, "the pod must converge within 2s of the restart")
-	assert.Equal(t, doc(t, 2).Hash(), got.Hash)
+	assert.Equal(t, doc(t, 2).Hash(), got.Hash())
 	assert.Equal(t, v2, p.Current().Version)
 }
 
@@ -379,7 +379,7 @@ func TestSafetyIntervalCatchesUpFromKV(t *testing.T) {
 
 	v2 := put(t, store, doc(t, 2), v1) // stored, never announced
 	got := p.waitVersion(t, v2)
-	assert.Equal(t, doc(t, 2).Hash(), got.Hash)
+	assert.Equal(t, doc(t, 2).Hash(), got.Hash())
 	assert.GreaterOrEqual(t, p.Stats().Resyncs, uint64(2))
 }
 
@@ -491,7 +491,7 @@ func TestOptions(t *testing.T) {
 
 		cur := p.Current()
 		assert.Same(t, fallback, cur.Mapping)
-		assert.Equal(t, fallback.Hash(), cur.Hash)
+		assert.Equal(t, fallback.Hash(), cur.Hash())
 		assert.Zero(t, cur.Version)
 		assert.Equal(t, []string{"x-one"}, cur.Betas("bedrock", "x-1"))
 		assert.False(t, p.Ready())
@@ -532,7 +532,7 @@ func TestOptions(t *testing.T) {
 
 		p := newPod(t, srv.Connect(t), subscriber.WithBucket("tenant_a_config"))
 		got := p.waitVersion(t, version)
-		assert.Equal(t, want.Hash(), got.Hash)
+		assert.Equal(t, want.Hash(), got.Hash())
 		assert.Equal(t, version, p.Current().Version)
 	})
 }

@@ -489,5 +489,5 @@ func TestFleetOnACluster(t *testing.T) {
 		b.call(t, http.MethodGet, "/anthropic_beta_headers", &mapping)
 		return mapping.Version == reload.Version && pod.Current().Version == reload.Version
 	}, 10*time.Second, 20*time.Millisecond, "the other replica and the pod serve the version")
-	assert.Equal(t, reload.Hash, pod.Current().Hash)
+	assert.Equal(t, reload.Hash, pod.Current().Hash())
 }

@@ -117,7 +117,7 @@ func newHandler(sub *subscriber.Subscriber) http.Handler {
 			AnthropicBeta: strings.Join(betas, ","),
 			Betas:         betas,
 			Version:       cur.Version,
-			Hash:          cur.Hash,
+			Hash:          cur.Hash(),
 			Source:        cur.Source,
 		})
 	})
