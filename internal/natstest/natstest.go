@@ -81,10 +81,6 @@ func (s *Server) JetStream(t testing.TB, opts ...nats.Option) (*nats.Conn, jetst
 	return nc, js
 }
 
-// String names the server in test logs.
-func (s *Server) String() string {
-	return fmt.Sprintf("nats-server %s (store %s)", s.ClientURL(), s.StoreDir)
-}
 
 // StartCluster runs an n-node cluster (every node routed to every other),
 // JetStream on each in its own temporary directory, and waits (with a
