@@ -81,7 +81,6 @@ func (s *Server) JetStream(t testing.TB, opts ...nats.Option) (*nats.Conn, jetst
 	return nc, js
 }
 
-
 // StartCluster runs an n-node cluster (every node routed to every other),
 // JetStream on each in its own temporary directory, and waits (with a
 // deadline, never a fixed sleep) until JetStream answers with a meta leader
