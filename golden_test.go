@@ -1,0 +1,42 @@
+package betasync_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/golden"
+)
+
+// TestRepliesGolden pins the JSON of every command reply: the HTTP API and
+// the micro service send these bodies, and scripts read them.
+func TestRepliesGolden(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	next := at.Add(24 * time.Hour)
+	hours := 24.0
+	replies := map[string]any{
+		"reload": betasync.ReloadResult{
+			Status: betasync.StatusSuccess, Message: "anthropic-beta mapping reloaded: new version 2",
+			Warnings: []string{"w"}, ProvidersCount: 7, Timestamp: at, Version: 2, Changed: true,
+			Source: betasync.SourceRemote, Hash: "abc", URL: "https://example.test/m.json",
+		},
+		"schedule_set": betasync.ScheduleResult{
+			Status: betasync.StatusSuccess, Message: "anthropic-beta mapping reload scheduled every 24 hours",
+			IntervalHours: 24, NextRun: &next, Timestamp: at,
+		},
+		"schedule_cancel": betasync.CancelResult{Status: betasync.StatusSuccess, Message: "cancelled", Timestamp: at},
+		"status_scheduled": betasync.ScheduleStatus{
+			Scheduled: true, IntervalHours: &hours, LastRun: &at, NextRun: &next, LastSuccess: &at,
+			LastError:     &betasync.RunError{Time: at, Message: "fetching: status 502"},
+			ConfigVersion: 2, ConfigSource: betasync.SourceRemote, ConfigHash: "abc", LockHolder: "r1",
+		},
+		"status_empty": betasync.ScheduleStatus{},
+		"error":        betasync.ErrorReply{Status: betasync.StatusError, Code: betasync.EUPSTREAM, Message: "m"},
+	}
+	got, err := json.MarshalIndent(replies, "", "  ")
+	require.NoError(t, err)
+	golden.Assert(t, "testdata/golden/replies.json", got)
+}

@@ -1,0 +1,38 @@
+package publisher_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/golden"
+	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/publisher"
+)
+
+// goldenDoc is a small mapping with a rename, a null and an alias.
+var goldenDoc = []byte(`{"description": "golden", "provider_aliases": {"bedrock_invoke": "bedrock"},
+  "anthropic": {"context-1m-2025-08-07": "context-1m-2025-08-07"},
+  "bedrock": {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19", "context-1m-2025-08-07": null}}`)
+
+// TestAnnounceGolden pins the bytes of a config.updated event: pods in
+// other languages and the nats CLI read them.
+func TestAnnounceGolden(t *testing.T) {
+	srv := natstest.Start(t)
+	pub, subConn := srv.Connect(t), srv.Connect(t)
+	sub, err := subConn.SubscribeSync(betasync.SubjectConfigUpdated)
+	require.NoError(t, err)
+	require.NoError(t, subConn.Flush())
+
+	m, err := betasync.Parse(goldenDoc)
+	require.NoError(t, err)
+	env := betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
+	env.Version, env.URL, env.ETag, env.LastModified = 7, "https://example.test/m.json", `"e1"`, "Sun, 01 Mar 2026 11:00:00 GMT"
+	require.NoError(t, publisher.Announce(t.Context(), pub, env))
+
+	msg, err := sub.NextMsg(10 * time.Second)
+	require.NoError(t, err)
+	golden.Assert(t, "../testdata/golden/config_updated.json", msg.Data)
+}
