@@ -1,7 +1,6 @@
 package betasync
 
 import (
-	"encoding/json"
 	"math"
 	"regexp"
 	"strconv"
@@ -79,38 +78,15 @@ type ErrorReply struct {
 	Message string `json:"message"`
 }
 
-// Schedule is the shared schedule record stored in KV.
-type Schedule struct {
-	IntervalHours float64    `json:"interval_hours,omitempty"` // 0: not scheduled
-	LastRun       *time.Time `json:"last_run,omitempty"`
-	NextRun       *time.Time `json:"next_run,omitempty"`
-	LastSuccess   *time.Time `json:"last_success,omitempty"`
-	LastError     *RunError  `json:"last_error,omitempty"`
-	Failures      int        `json:"failures,omitempty"` // consecutive failed scheduled runs
-	// Fence is the lease token of the newest holder that wrote the record;
-	// a holder with an older token may no longer write it.
-	Fence uint64 `json:"fence,omitempty"`
-}
-
-// Interval returns the schedule interval as a duration.
-func (s *Schedule) Interval() time.Duration {
-	return time.Duration(s.IntervalHours * float64(time.Hour))
-}
-
-// ParseHours reads a schedule interval from a command payload's hours: a
-// JSON number, or a string holding one (what an HTTP query carries). Missing
-// or not a number is EUNPROCESSABLE; a number out of range (NaN and
-// infinities included) is EINVALID.
-func ParseHours(raw json.RawMessage) (float64, error) {
-	s := strings.TrimSpace(string(raw))
+// ParseHours reads a schedule interval written as text: an HTTP query's
+// hours, or a command payload's (a JSON number's text, or a string's
+// content). Empty (missing) or not a number is EUNPROCESSABLE; a number out
+// of range (NaN and infinities included) is EINVALID. Either message names
+// hours.
+func ParseHours(text string) (float64, error) {
+	s := strings.TrimSpace(text)
 	if s == "" || s == "null" {
 		return 0, Errorf(EUNPROCESSABLE, "hours is required: a number of hours from %g to %g", MinIntervalHours, float64(MaxIntervalHours))
-	}
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, Errorf(EUNPROCESSABLE, "hours must be a number")
-		}
-		s = strings.TrimSpace(s)
 	}
 	word := strings.ToLower(strings.TrimLeft(s, "+-"))
 	if !decimal.MatchString(s) && word != "nan" && word != "inf" && word != "infinity" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func TestParseHours(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := betasync.ParseHours(json.RawMessage(tt.raw))
+			h, err := betasync.ParseHours(payloadText(tt.raw))
 			if tt.wantCode == "" {
 				require.NoError(t, err)
 				assert.Equal(t, tt.want, h)
@@ -85,6 +86,16 @@ func TestParseHours(t *testing.T) {
 			}
 		})
 	}
+}
+
+// payloadText is what a command payload's hours holds as text: a JSON
+// string's content, or the raw text of anything else (as publisher reads it).
+func payloadText(raw string) string {
+	var s string
+	if strings.HasPrefix(strings.TrimSpace(raw), `"`) && json.Unmarshal([]byte(raw), &s) == nil {
+		return s
+	}
+	return raw
 }
 
 func TestValidateHours(t *testing.T) {
@@ -115,39 +126,17 @@ func TestValidateHours(t *testing.T) {
 	}
 }
 
-func TestScheduleInterval(t *testing.T) {
-	tests := []struct {
-		hours float64
-		want  time.Duration
-	}{
-		{0, 0},
-		{0.01, 36 * time.Second},
-		{1.5, 90 * time.Minute},
-		{24, 24 * time.Hour},
-		{8760, 8760 * time.Hour},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.hours), func(t *testing.T) {
-			s := betasync.Schedule{IntervalHours: tt.hours}
-			assert.Equal(t, tt.want, s.Interval())
-		})
-	}
-}
-
-func TestEnvelopeMapping(t *testing.T) {
+func TestSnapshotWireForm(t *testing.T) {
 	m := parseFixture(t)
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.FixedZone("CET", 3600))
-	env := betasync.NewEnvelope(m, betasync.SourceRemote, at)
+	snap := betasync.NewSnapshot(m, betasync.SourceRemote, at)
+	snap.Version, snap.URL, snap.ETag, snap.LastModified = 3, "https://example.test/m.json", `"e"`, "lm"
 
-	t.Run("new envelope", func(t *testing.T) {
-		assert.Equal(t, m.Hash(), env.Hash)
-		assert.Equal(t, betasync.SourceRemote, env.Source)
-		assert.Equal(t, time.UTC, env.FetchedAt.Location())
-		assert.True(t, env.FetchedAt.Equal(at))
-		assert.JSONEq(t, string(m.JSON()), string(env.Config))
-		got, err := env.Mapping()
-		require.NoError(t, err)
-		assert.Equal(t, m.Hash(), got.Hash())
+	t.Run("new snapshot", func(t *testing.T) {
+		assert.Equal(t, m.Hash(), snap.Hash())
+		assert.Equal(t, betasync.SourceRemote, snap.Source)
+		assert.Equal(t, time.UTC, snap.FetchedAt.Location())
+		assert.True(t, snap.FetchedAt.Equal(at))
 	})
 
 	t.Run("survives a JSON round trip", func(t *testing.T) {
@@ -155,39 +144,60 @@ func TestEnvelopeMapping(t *testing.T) {
 		// content, so it still matches.
 		html := mustParseDoc(t, `{"description":"<b>&</b>","anthropic":{"a":"a"}}`)
 		for _, mm := range []*betasync.Mapping{m, html} {
-			e := betasync.NewEnvelope(mm, betasync.SourceLocal, at)
-			b, err := json.Marshal(e)
-			require.NoError(t, err)
-			var back betasync.Envelope
-			require.NoError(t, json.Unmarshal(b, &back))
-			got, err := back.Mapping()
-			require.NoError(t, err)
-			assert.Equal(t, mm.Hash(), got.Hash())
+			s := *snap
+			s.Mapping = mm
+			for _, v := range []any{s, &s} { // value and pointer encode alike
+				b, err := json.Marshal(v)
+				require.NoError(t, err)
+				var back betasync.Snapshot
+				require.NoError(t, json.Unmarshal(b, &back))
+				assert.Equal(t, mm.Hash(), back.Hash())
+				assert.Equal(t, s.Version, back.Version)
+				assert.Equal(t, s.URL, back.URL)
+				assert.Equal(t, s.ETag, back.ETag)
+				assert.Equal(t, s.LastModified, back.LastModified)
+				assert.True(t, s.FetchedAt.Equal(back.FetchedAt))
+				v, err := betasync.PeekVersion(b)
+				require.NoError(t, err)
+				assert.Equal(t, s.Version, v)
+			}
 		}
 	})
 
+	wire, err := json.Marshal(snap)
+	require.NoError(t, err)
 	other := mustParseDoc(t, `{"anthropic":{"a":"a"}}`)
 	tests := []struct {
 		name   string
-		mutate func(e *betasync.Envelope)
+		mutate func(e map[string]any)
 		want   []string
 	}{
-		{"hash mismatch", func(e *betasync.Envelope) { e.Hash = other.Hash() }, []string{"envelope hash", other.Hash(), m.Hash()}},
-		{"empty hash", func(e *betasync.Envelope) { e.Hash = "" }, []string{"envelope hash"}},
-		{"upper-case hash", func(e *betasync.Envelope) { e.Hash = fmt.Sprintf("%X", m.Hash()) }, []string{"envelope hash"}},
-		{"config swapped", func(e *betasync.Envelope) { e.Config = other.JSON() }, []string{"envelope hash", m.Hash()}},
-		{"config invalid", func(e *betasync.Envelope) { e.Config = json.RawMessage(`{"anthropic":{"a":1}}`) }, []string{`provider "anthropic": beta "a"`}},
-		{"config missing", func(e *betasync.Envelope) { e.Config = nil }, []string{"not valid JSON"}},
+		{"hash mismatch", func(e map[string]any) { e["hash"] = other.Hash() }, []string{"envelope hash", other.Hash(), m.Hash()}},
+		{"empty hash", func(e map[string]any) { e["hash"] = "" }, []string{"envelope hash"}},
+		{"upper-case hash", func(e map[string]any) { e["hash"] = fmt.Sprintf("%X", m.Hash()) }, []string{"envelope hash"}},
+		{"config swapped", func(e map[string]any) { e["config"] = json.RawMessage(other.JSON()) }, []string{"envelope hash", m.Hash()}},
+		{"config invalid", func(e map[string]any) { e["config"] = json.RawMessage(`{"anthropic":{"a":1}}`) }, []string{`provider "anthropic": beta "a"`}},
+		{"config missing", func(e map[string]any) { delete(e, "config") }, []string{"not valid JSON"}},
+		{"version not a number", func(e map[string]any) { e["version"] = "7" }, []string{"not a mapping envelope"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := env
-			tt.mutate(&e)
-			got, err := e.Mapping()
-			assert.Nil(t, got)
-			requireInvalid(t, err, tt.want...)
+			var e map[string]any
+			require.NoError(t, json.Unmarshal(wire, &e))
+			tt.mutate(e)
+			b, err := json.Marshal(e)
+			require.NoError(t, err)
+			var got betasync.Snapshot
+			requireInvalid(t, json.Unmarshal(b, &got), tt.want...)
+			assert.Nil(t, got.Mapping, "nothing is decoded from an invalid envelope")
 		})
 	}
+	t.Run("not JSON", func(t *testing.T) {
+		var got betasync.Snapshot
+		requireInvalid(t, json.Unmarshal([]byte(`[1]`), &got), "not a mapping envelope")
+		_, err := betasync.PeekVersion([]byte(`{`))
+		requireInvalid(t, err, "not a mapping envelope")
+	})
 }
 
 func TestStatusCodes(t *testing.T) {

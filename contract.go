@@ -1,38 +1,28 @@
 package betasync
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 )
 
-// The bus contract: subjects and JetStream KV names that the worker, the
-// HTTP API, every pod and the nats CLI share.
-const (
-	// ServiceName is the NATS micro service that answers commands.
-	ServiceName = "betasync"
-
-	SubjectReload         = "betasync.reload"
-	SubjectScheduleSet    = "betasync.schedule.set"
-	SubjectScheduleCancel = "betasync.schedule.cancel"
-	SubjectScheduleStatus = "betasync.schedule.status"
-
-	// SubjectConfigUpdated carries an Envelope for every new version.
-	SubjectConfigUpdated = "config.updated"
-
-	// BucketConfig holds the current mapping under KeyMapping, with history;
-	// the KV revision of KeyMapping is the version.
-	BucketConfig = "betasync_config"
-	KeyMapping   = "mapping"
-
-	// BucketState holds the shared schedule under KeySchedule.
-	BucketState = "betasync_state"
-	KeySchedule = "schedule"
-
-	// BucketLock holds the worker lease under KeyLease; the bucket's TTL is
-	// the lease's.
-	BucketLock = "betasync_lock"
-	KeyLease   = "lease"
-)
+// Commands is the command set: what an operator can ask of betasync. The
+// worker carries the commands out; publisher.Client sends them over NATS to
+// whichever worker answers; publisher.Serve serves any Commands as the NATS
+// micro service; the HTTP API turns each admin call into one of them. A new
+// command is a method here, its reply type beside it, and one entry in each
+// of those adapters.
+type Commands interface {
+	// Reload fetches the mapping now; concurrent reloads are coalesced.
+	Reload(ctx context.Context) (ReloadResult, error)
+	// SetSchedule reloads every hours hours, on whichever replica holds
+	// the lease. hours must pass ValidateHours.
+	SetSchedule(ctx context.Context, hours float64) (ScheduleResult, error)
+	// CancelSchedule stops scheduled reloads.
+	CancelSchedule(ctx context.Context) (CancelResult, error)
+	// Status returns the shared schedule and the current version.
+	Status(ctx context.Context) (ScheduleStatus, error)
+}
 
 // Sources of a mapping version.
 const (
@@ -41,9 +31,35 @@ const (
 	SourceRemote   = "remote"   // fetched from LITELLM_ANTHROPIC_BETA_HEADERS_URL
 )
 
-// Envelope is a mapping version as stored in KV and announced on
-// config.updated. In KV, Version is zero: the entry's revision is the version.
-type Envelope struct {
+// Snapshot is one mapping version: the validated mapping, with its methods
+// (Hash, AppendBetas, ...) promoted, and where it came from. The worker
+// produces it, KV stores it, config.updated carries it, and a subscriber
+// serves it. It is immutable once built.
+//
+// Its wire form (MarshalJSON, UnmarshalJSON) is the envelope that
+// config.updated carries and KV stores:
+//
+//	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified", "config"}
+//
+// In KV, version is left out: the entry's revision is the version.
+type Snapshot struct {
+	*Mapping
+	Version      uint64    // the KV revision; 0 for a version not stored (the embedded default)
+	Source       string    // SourceRemote, SourceLocal, SourceEmbedded, ...
+	FetchedAt    time.Time // when the worker loaded it; zero for a built-in default
+	URL          string    // where it was fetched from
+	ETag         string    // the source's ETag, for conditional fetches
+	LastModified string    // the source's Last-Modified, for conditional fetches
+	AppliedAt    time.Time // when a subscriber swapped to it; not part of the wire form
+}
+
+// NewSnapshot wraps m with where it came from; Version is set once stored.
+func NewSnapshot(m *Mapping, source string, fetchedAt time.Time) *Snapshot {
+	return &Snapshot{Mapping: m, Source: source, FetchedAt: fetchedAt.UTC()}
+}
+
+// envelope is a Snapshot's wire form.
+type envelope struct {
 	Version      uint64          `json:"version,omitempty"`
 	Hash         string          `json:"hash"`
 	Source       string          `json:"source"`
@@ -54,20 +70,56 @@ type Envelope struct {
 	Config       json.RawMessage `json:"config"`
 }
 
-// NewEnvelope wraps m with where it came from.
-func NewEnvelope(m *Mapping, source string, fetchedAt time.Time) Envelope {
-	return Envelope{Hash: m.Hash(), Source: source, FetchedAt: fetchedAt.UTC(), Config: m.JSON()}
+// MarshalJSON encodes the envelope. (A value receiver, so that it, and not
+// the embedded Mapping's, is used for values and pointers alike.)
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	return json.Marshal(envelope{
+		Version:      s.Version,
+		Hash:         s.Hash(),
+		Source:       s.Source,
+		FetchedAt:    s.FetchedAt,
+		URL:          s.URL,
+		ETag:         s.ETag,
+		LastModified: s.LastModified,
+		Config:       s.JSON(),
+	})
 }
 
-// Mapping validates the carried document and checks it against Hash, so a
-// corrupted or tampered envelope is rejected rather than applied.
-func (e *Envelope) Mapping() (*Mapping, error) {
+// UnmarshalJSON decodes an envelope, validates the carried document and
+// checks it against the envelope's hash, so a corrupted or tampered
+// envelope is rejected (EINVALID) rather than applied.
+func (s *Snapshot) UnmarshalJSON(data []byte) error {
+	var e envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Errorf(EINVALID, "not a mapping envelope: %v", err)
+	}
 	m, err := Parse(e.Config)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if m.Hash() != e.Hash {
-		return nil, Errorf(EINVALID, "envelope hash %q does not match its config (%s)", e.Hash, m.Hash())
+		return Errorf(EINVALID, "envelope hash %q does not match its config (%s)", e.Hash, m.Hash())
 	}
-	return m, nil
+	*s = Snapshot{
+		Mapping:      m,
+		Version:      e.Version,
+		Source:       e.Source,
+		FetchedAt:    e.FetchedAt,
+		URL:          e.URL,
+		ETag:         e.ETag,
+		LastModified: e.LastModified,
+	}
+	return nil
+}
+
+// PeekVersion reads only an envelope's version, so that a subscriber can
+// drop a stale event without validating its document.
+func PeekVersion(data []byte) (uint64, error) {
+	var head struct {
+		Version uint64 `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return 0, Errorf(EINVALID, "not a mapping envelope: %v", err)
+	}
+	return head.Version, nil
 }

@@ -11,13 +11,13 @@ import (
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/httpapi"
 	"github.com/betasync/betasync/internal/golden"
-	"github.com/betasync/betasync/subscriber"
+	"github.com/betasync/betasync/internal/testbed"
 )
 
 // fixedMapping serves one version.
-type fixedMapping struct{ snap *subscriber.Snapshot }
+type fixedMapping struct{ snap *betasync.Snapshot }
 
-func (f fixedMapping) Current() *subscriber.Snapshot { return f.snap }
+func (f fixedMapping) Current() *betasync.Snapshot { return f.snap }
 
 // TestMappingGolden pins the body of GET /anthropic_beta_headers.
 func TestMappingGolden(t *testing.T) {
@@ -25,7 +25,7 @@ func TestMappingGolden(t *testing.T) {
   "anthropic": {"context-1m-2025-08-07": "context-1m-2025-08-07"},
   "bedrock": {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19", "context-1m-2025-08-07": null}}`))
 	require.NoError(t, err)
-	snap := &subscriber.Snapshot{
+	snap := &betasync.Snapshot{
 		Mapping:   m,
 		Version:   7,
 		Source:    betasync.SourceRemote,
@@ -36,16 +36,16 @@ func TestMappingGolden(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name, file string
-		snap       *subscriber.Snapshot
+		snap       *betasync.Snapshot
 	}{
 		{"remote", "../testdata/golden/http_mapping.json", snap},
-		{"embedded default", "../testdata/golden/http_mapping_embedded.json", &subscriber.Snapshot{
+		{"embedded default", "../testdata/golden/http_mapping_embedded.json", &betasync.Snapshot{
 			Mapping: m, Source: betasync.SourceEmbedded, AppliedAt: time.Date(2026, 3, 1, 12, 0, 1, 0, time.UTC),
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			api := httptest.NewServer(httpapi.NewServer(httpapi.Config{
-				Commands: &fakeCommands{}, Mapping: fixedMapping{tt.snap}, Keys: keyring(t),
+				Commands: &testbed.Commands{}, Mapping: fixedMapping{tt.snap}, Keys: keyring(t),
 			}))
 			t.Cleanup(api.Close)
 			e := &env{api: api}

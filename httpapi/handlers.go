@@ -50,16 +50,14 @@ func (s *server) handleScheduleSet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
-		hours := r.URL.Query().Get("hours")
+		hours, err := betasync.ParseHours(r.URL.Query().Get("hours"))
+		if err != nil {
+			writeError(w, r, s.log, err, "hours")
+			return
+		}
 		res, err := s.cfg.Commands.SetSchedule(ctx, hours)
 		if err != nil {
-			// Only a rejected hours is hours' fault; an unavailable worker
-			// is not.
-			param := ""
-			if code := betasync.ErrorCode(err); code == betasync.EINVALID || code == betasync.EUNPROCESSABLE {
-				param = "hours"
-			}
-			writeError(w, r, s.log, err, param)
+			writeError(w, r, s.log, err, "")
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
@@ -92,7 +90,7 @@ func (s *server) handleScheduleStatus() http.Handler {
 	})
 }
 
-// mappingResponse is the mapping this replica serves.
+// mappingResponse is the HTTP form of the version this replica serves.
 type mappingResponse struct {
 	Version   uint64          `json:"version"`
 	Hash      string          `json:"hash"`

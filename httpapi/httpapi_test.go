@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/httpapi"
 	"github.com/betasync/betasync/internal/natstest"
-	"github.com/betasync/betasync/kv"
+	"github.com/betasync/betasync/internal/testbed"
 	"github.com/betasync/betasync/metrics"
 	"github.com/betasync/betasync/publisher"
 	"github.com/betasync/betasync/subscriber"
@@ -76,26 +75,11 @@ func keyring(t *testing.T) *httpapi.Keyring {
 	return kr
 }
 
-// upstream serves the mapping document, or fails with status when set.
-type upstream struct {
-	doc    []byte
-	status atomic.Int32 // 0: serve doc
-}
-
-func (u *upstream) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	if code := int(u.status.Load()); code != 0 {
-		http.Error(w, "upstream is down", code)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(u.doc)
-}
-
 // env is one API server backed by a real embedded NATS, a real worker
 // serving the micro service, a subscriber and the metrics.
 type env struct {
 	api      *httptest.Server
-	upstream *upstream
+	upstream *testbed.Upstream
 	sub      *subscriber.Subscriber
 	met      *metrics.Metrics
 }
@@ -105,62 +89,28 @@ type env struct {
 // subscriber serves the stored version.
 func setup(t *testing.T) *env {
 	t.Helper()
-	srv := natstest.Start(t)
-	nc, js := srv.JetStream(t)
-	store, err := kv.Ensure(t.Context(), js, kv.Config{})
-	require.NoError(t, err)
-
-	doc, err := os.ReadFile("../testdata/litellm_upstream.json")
-	require.NoError(t, err)
-	up := &upstream{doc: doc}
-	upSrv := httptest.NewServer(up)
-	t.Cleanup(upSrv.Close)
-
 	met := metrics.New()
-	w, err := worker.New(worker.Config{
+	var sub *subscriber.Subscriber
+	s := testbed.NewStack(t, testbed.Serve(testbed.DocUpstream), worker.Config{
 		ReplicaID:     replicaID,
-		URL:           upSrv.URL + "/anthropic_beta_headers_config.json",
-		FetchTimeout:  5 * time.Second,
 		CheckInterval: time.Hour, // the schedule never ticks during a test
-	}, worker.Deps{
-		Mappings:  store.Mappings,
-		Schedules: store.Schedules,
-		Lease:     store.Lease,
-		Announce: func(ctx context.Context, env betasync.Envelope) error {
-			return publisher.Announce(ctx, nc, env)
-		},
-		Metrics: met,
-	})
-	require.NoError(t, err)
-	// t.Context() is cancelled before the cleanups run; this one waits for
-	// Run to release the lease, before the connection and server go.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		assert.NoError(t, w.Run(t.Context()))
-	}()
-	t.Cleanup(func() { <-done })
-
-	svc, err := publisher.Serve(nc, w, publisher.ServiceConfig{ReplicaID: replicaID, Timeout: 10 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, svc.Stop()) })
-
-	sub, err := subscriber.New(nc, subscriber.WithOnUpdate(func(s subscriber.Snapshot) { met.SetVersion(s.Version) }))
+	}, worker.Deps{Metrics: met})
+	sub, err := subscriber.New(s.Node.NC, subscriber.WithOnUpdate(func(v *betasync.Snapshot) { met.SetVersion(v.Version) }))
 	require.NoError(t, err)
 	t.Cleanup(sub.Close)
+	testbed.Run(t, s.Worker)
 
-	client := publisher.NewClient(nc)
 	var st betasync.ScheduleStatus
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		st, err = client.Status(ctx)
+		st, err = s.Client.Status(ctx)
 		return err == nil && st.LastRun != nil && st.LockHolder == replicaID
 	}, waitFor, tick, "the worker's start-up reload and lease")
 	require.Eventually(t, func() bool { return sub.Current().Version == st.ConfigVersion }, waitFor, tick,
 		"the subscriber serves version %d", st.ConfigVersion)
 
-	return &env{api: newAPI(t, client, sub, met), upstream: up, sub: sub, met: met}
+	return &env{api: newAPI(t, s.Client, sub, met), upstream: s.Upstream, sub: sub, met: met}
 }
 
 // setupNoWorker wires the API to a NATS on which no worker answers.
@@ -538,7 +488,7 @@ func TestReloadUpstreamFailure(t *testing.T) {
 	e := setup(t)
 	before := okObject(t, e.do(t, http.MethodGet, pathMapping, bearer(masterKey)))
 
-	e.upstream.status.Store(http.StatusInternalServerError)
+	e.upstream.Set(testbed.Status(http.StatusInternalServerError))
 	got := assertError(t, e.do(t, http.MethodPost, pathReload, bearer(masterKey)), http.StatusBadGateway)
 	assert.Equal(t, betasync.EUPSTREAM, got.Type)
 	assert.Contains(t, got.Message, "500")
@@ -567,7 +517,7 @@ func TestReloadUpstreamFailure(t *testing.T) {
 	})
 
 	t.Run("a later reload succeeds again", func(t *testing.T) {
-		e.upstream.status.Store(0)
+		e.upstream.Set(testbed.Serve(testbed.DocUpstream))
 		obj := okObject(t, e.do(t, http.MethodPost, pathReload, bearer(masterKey)))
 		assert.Equal(t, betasync.StatusSuccess, str(t, obj["status"]))
 		assert.JSONEq(t, string(before["version"]), string(obj["version"]))

@@ -17,20 +17,11 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/betasync/betasync"
-	"github.com/betasync/betasync/subscriber"
 )
 
-// Commands sends admin commands to a worker (publisher.Client).
-type Commands interface {
-	Reload(ctx context.Context) (betasync.ReloadResult, error)
-	SetSchedule(ctx context.Context, hours string) (betasync.ScheduleResult, error)
-	CancelSchedule(ctx context.Context) (betasync.CancelResult, error)
-	Status(ctx context.Context) (betasync.ScheduleStatus, error)
-}
-
-// Mapping gives the mapping this replica serves (subscriber.Subscriber).
+// Mapping gives the version this replica serves (subscriber.Subscriber).
 type Mapping interface {
-	Current() *subscriber.Snapshot
+	Current() *betasync.Snapshot
 }
 
 // RequestObserver counts requests (metrics.Metrics).
@@ -42,7 +33,7 @@ type RequestObserver interface {
 type Config struct {
 	// Commands, Mapping and Keys serve the admin API. With Commands nil the
 	// server has only /healthz and /metrics (a worker-only replica).
-	Commands Commands
+	Commands betasync.Commands // publisher.Client: each call goes to a worker over NATS
 	Mapping  Mapping
 	Keys     *Keyring
 	// Ready answers /readyz: nil when this replica can do its job (for an

@@ -29,7 +29,7 @@ func TestReplicatedBucketsOnACluster(t *testing.T) {
 	b, err := kv.Ensure(ctx, js2, cfg)
 	require.NoError(t, err, "a second replica ensures the same buckets")
 
-	info, err := js1.KeyValue(ctx, betasync.BucketConfig)
+	info, err := js1.KeyValue(ctx, kv.BucketConfig)
 	require.NoError(t, err)
 	status, err := info.Status(ctx)
 	require.NoError(t, err)
@@ -60,16 +60,16 @@ func TestReplicatedBucketsOnACluster(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.Lease.Renew(ctx, "b", tokenA)
 		require.ErrorIs(t, err, kv.ErrLeaseLost, "renewal at a stale revision")
-		_, err = a.Schedules.Update(ctx, tokenA, func(*betasync.Schedule) error { return nil })
+		_, err = a.Schedules.Update(ctx, tokenA, func(*kv.Schedule) error { return nil })
 		require.NoError(t, err)
 
 		require.NoError(t, a.Lease.Release(ctx, renewed))
 		tokenB, err := b.Lease.Acquire(ctx, "b")
 		require.NoError(t, err, "released: another replica takes it at once")
-		_, err = b.Schedules.Update(ctx, tokenB, func(*betasync.Schedule) error { return nil })
+		_, err = b.Schedules.Update(ctx, tokenB, func(*kv.Schedule) error { return nil })
 		require.NoError(t, err)
 
-		_, err = a.Schedules.Update(ctx, tokenA, func(s *betasync.Schedule) error {
+		_, err = a.Schedules.Update(ctx, tokenA, func(s *kv.Schedule) error {
 			s.IntervalHours = 1
 			return nil
 		})

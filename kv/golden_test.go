@@ -25,7 +25,7 @@ func TestStoredMappingGolden(t *testing.T) {
   "anthropic": {"context-1m-2025-08-07": "context-1m-2025-08-07"},
   "bedrock": {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19", "context-1m-2025-08-07": null}}`))
 	require.NoError(t, err)
-	env := betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
+	env := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
 	env.Version, env.URL, env.ETag, env.LastModified = 7, "https://example.test/m.json", `"e1"`, "Sun, 01 Mar 2026 11:00:00 GMT"
 	rev, err := store.Mappings.Put(t.Context(), env, 0)
 	require.NoError(t, err)

@@ -5,7 +5,7 @@
 //
 //   - betasync_config, key "mapping": the current Envelope. Its KV revision is
 //     the version; the bucket keeps History revisions for rollback.
-//   - betasync_state, key "schedule": the shared betasync.Schedule.
+//   - betasync_state, key "schedule": the shared Schedule.
 //   - betasync_lock, key "lease": the id of the replica holding the lease.
 //     The bucket's TTL (MaxAge) is the lease TTL.
 //
@@ -71,6 +71,42 @@ import (
 	"github.com/betasync/betasync"
 )
 
+// Bucket and key names: part of the public contract (pods in other
+// languages and the nats CLI read them).
+const (
+	// BucketConfig holds the current mapping under KeyMapping, with history;
+	// the KV revision of KeyMapping is the version.
+	BucketConfig = "betasync_config"
+	KeyMapping   = "mapping"
+
+	// BucketState holds the shared schedule under KeySchedule.
+	BucketState = "betasync_state"
+	KeySchedule = "schedule"
+
+	// BucketLock holds the worker lease under KeyLease; the bucket's TTL is
+	// the lease's.
+	BucketLock = "betasync_lock"
+	KeyLease   = "lease"
+)
+
+// Schedule is the shared schedule record stored under KeySchedule.
+type Schedule struct {
+	IntervalHours float64            `json:"interval_hours,omitempty"` // 0: not scheduled
+	LastRun       *time.Time         `json:"last_run,omitempty"`
+	NextRun       *time.Time         `json:"next_run,omitempty"`
+	LastSuccess   *time.Time         `json:"last_success,omitempty"`
+	LastError     *betasync.RunError `json:"last_error,omitempty"`
+	Failures      int                `json:"failures,omitempty"` // consecutive failed scheduled runs
+	// Fence is the lease token of the newest holder that wrote the record;
+	// a holder with an older token may no longer write it.
+	Fence uint64 `json:"fence,omitempty"`
+}
+
+// Interval returns the schedule interval as a duration.
+func (s *Schedule) Interval() time.Duration {
+	return time.Duration(s.IntervalHours * float64(time.Hour))
+}
+
 // Defaults for Config.
 const (
 	DefaultHistory = 64
@@ -78,10 +114,24 @@ const (
 )
 
 // ErrCorrupt is returned, wrapped, by Mappings.Latest when the stored entry
-// is not a mapping envelope. Latest returns it with an Envelope whose
-// Version is the entry's revision and whose other fields are empty, so a
-// writer can store a valid version over it (Put with that revision).
+// is not a valid mapping envelope (not JSON, an invalid document, or a hash
+// that does not match it). Latest returns it with the entry's revision, so
+// a writer can store a valid version over it (Put with that revision).
 var ErrCorrupt = errors.New("kv: the stored mapping is not a valid envelope")
+
+// CorruptError is the ErrCorrupt of one stored entry: its revision, so a
+// writer can store over it, and why it is not valid.
+type CorruptError struct {
+	Revision uint64
+	Reason   string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%v (revision %d): %s", ErrCorrupt, e.Revision, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
 // ErrFenced is returned by a holder write when a newer holder has written.
 var ErrFenced = betasync.Errorf(betasync.ECONFLICT, "a newer lease holder has taken over; this replica may no longer write")
@@ -127,7 +177,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 		return b, nil
 	}
 	config, err := mk(jetstream.KeyValueConfig{
-		Bucket:      betasync.BucketConfig,
+		Bucket:      BucketConfig,
 		Description: "betasync mapping versions (key mapping; revision = version)",
 		History:     uint8(cfg.History),
 	})
@@ -135,7 +185,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 		return nil, err
 	}
 	state, err := mk(jetstream.KeyValueConfig{
-		Bucket:      betasync.BucketState,
+		Bucket:      BucketState,
 		Description: "betasync shared schedule",
 		History:     8,
 	})
@@ -143,7 +193,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 		return nil, err
 	}
 	lock, err := mk(jetstream.KeyValueConfig{
-		Bucket:      betasync.BucketLock,
+		Bucket:      BucketLock,
 		Description: "betasync worker lease (bucket TTL = lease TTL)",
 		TTL:         cfg.LockTTL,
 	})
@@ -157,9 +207,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 	}, nil
 }
 
-// OpenMappings binds to an existing mapping bucket (betasync.BucketConfig
-// unless renamed) without creating it, for pods whose NATS user may only
-// read.
+// OpenMappings binds to an existing mapping bucket (BucketConfig unless
+// renamed) without creating it, for pods whose NATS user may only read.
 func OpenMappings(ctx context.Context, js jetstream.JetStream, bucket string) (*Mappings, error) {
 	b, err := js.KeyValue(ctx, bucket)
 	if err != nil {
@@ -177,65 +226,62 @@ type Mappings struct {
 	nc *nats.Conn // for the server's max_payload in errors; may be nil
 }
 
-// Latest returns the current version, with Version set to its revision.
-// With none stored it returns an ENOTFOUND error. When the stored entry is
-// not an envelope it returns an error wrapping ErrCorrupt, and an Envelope
-// holding only the entry's revision as Version.
-func (m *Mappings) Latest(ctx context.Context) (betasync.Envelope, error) {
-	e, err := m.kv.Get(ctx, betasync.KeyMapping)
+// Latest returns the current version, validated, with Version set to its
+// revision. With none stored it returns an ENOTFOUND error. When the stored
+// entry is not a valid envelope it returns a *CorruptError (ErrCorrupt).
+func (m *Mappings) Latest(ctx context.Context) (*betasync.Snapshot, error) {
+	e, err := m.kv.Get(ctx, KeyMapping)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return betasync.Envelope{}, betasync.Errorf(betasync.ENOTFOUND, "no mapping is stored yet")
+			return nil, betasync.Errorf(betasync.ENOTFOUND, "no mapping is stored yet")
 		}
-		return betasync.Envelope{}, fmt.Errorf("kv: reading the mapping: %w", err)
+		return nil, fmt.Errorf("kv: reading the mapping: %w", err)
 	}
-	env, err := decodeEnvelope(e)
-	if err != nil {
-		return betasync.Envelope{Version: e.Revision()}, err
-	}
-	return env, nil
+	return decodeSnapshot(e)
 }
 
 // History returns the stored versions, oldest first. Entries that are not
-// envelopes (see ErrCorrupt) are left out: they can never be restored.
-func (m *Mappings) History(ctx context.Context) ([]betasync.Envelope, error) {
-	entries, err := m.kv.History(ctx, betasync.KeyMapping)
+// valid envelopes (see ErrCorrupt) are left out: they can never be restored.
+func (m *Mappings) History(ctx context.Context) ([]*betasync.Snapshot, error) {
+	entries, err := m.kv.History(ctx, KeyMapping)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("kv: mapping history: %w", err)
 	}
-	out := make([]betasync.Envelope, 0, len(entries))
+	out := make([]*betasync.Snapshot, 0, len(entries))
 	for _, e := range entries {
 		if e.Operation() != jetstream.KeyValuePut {
 			continue
 		}
-		env, err := decodeEnvelope(e)
+		snap, err := decodeSnapshot(e)
 		if err != nil {
 			continue
 		}
-		out = append(out, env)
+		out = append(out, snap)
 	}
 	return out, nil
 }
 
-// Put stores env as a new version if the current revision is still
+// Put stores snap as a new version if the current revision is still
 // expected (0: nothing stored yet), and returns the new version. A lost race
 // is an ECONFLICT error and writes nothing. An envelope larger than the NATS
 // server's max_payload is an EUPSTREAM error: the source sent a document too
-// big for this deployment.
-func (m *Mappings) Put(ctx context.Context, env betasync.Envelope, expected uint64) (uint64, error) {
-	env.Version = 0
-	data, err := json.Marshal(env)
+// big for this deployment. The stored envelope leaves out the version: the
+// revision is the version.
+func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
+	stored := *snap
+	stored.Version = 0
+	data, err := json.Marshal(stored)
 	if err != nil {
 		return 0, fmt.Errorf("kv: encoding the mapping: %w", err)
 	}
 	var rev uint64
 	if expected == 0 {
-		rev, err = m.kv.Create(ctx, betasync.KeyMapping, data)
+		rev, err = m.kv.Create(ctx, KeyMapping, data)
 	} else {
-		rev, err = m.kv.Update(ctx, betasync.KeyMapping, data, expected)
+		rev, err = m.kv.Update(ctx, KeyMapping, data, expected)
 	}
 	if isConflict(err) {
 		return 0, betasync.Errorf(betasync.ECONFLICT, "another writer stored a mapping version first")
@@ -253,13 +299,14 @@ func (m *Mappings) Put(ctx context.Context, env betasync.Envelope, expected uint
 	return rev, nil
 }
 
-func decodeEnvelope(e jetstream.KeyValueEntry) (betasync.Envelope, error) {
-	var env betasync.Envelope
-	if err := json.Unmarshal(e.Value(), &env); err != nil {
-		return betasync.Envelope{}, fmt.Errorf("%w (revision %d): %w", ErrCorrupt, e.Revision(), err)
+// decodeSnapshot decodes and validates a stored envelope.
+func decodeSnapshot(e jetstream.KeyValueEntry) (*betasync.Snapshot, error) {
+	snap := new(betasync.Snapshot)
+	if err := json.Unmarshal(e.Value(), snap); err != nil {
+		return nil, &CorruptError{Revision: e.Revision(), Reason: betasync.ErrorMessage(err)}
 	}
-	env.Version = e.Revision()
-	return env, nil
+	snap.Version = e.Revision()
+	return snap, nil
 }
 
 func isConflict(err error) bool {
@@ -271,17 +318,17 @@ type Schedules struct{ kv jetstream.KeyValue }
 
 // Get returns the schedule and its revision; a zero Schedule and revision 0
 // when none is stored.
-func (s *Schedules) Get(ctx context.Context) (betasync.Schedule, uint64, error) {
-	e, err := s.kv.Get(ctx, betasync.KeySchedule)
+func (s *Schedules) Get(ctx context.Context) (Schedule, uint64, error) {
+	e, err := s.kv.Get(ctx, KeySchedule)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return betasync.Schedule{}, 0, nil
+		return Schedule{}, 0, nil
 	}
 	if err != nil {
-		return betasync.Schedule{}, 0, fmt.Errorf("kv: reading the schedule: %w", err)
+		return Schedule{}, 0, fmt.Errorf("kv: reading the schedule: %w", err)
 	}
-	var sch betasync.Schedule
+	var sch Schedule
 	if err := json.Unmarshal(e.Value(), &sch); err != nil {
-		return betasync.Schedule{}, 0, fmt.Errorf("kv: schedule revision %d is corrupt: %w", e.Revision(), err)
+		return Schedule{}, 0, fmt.Errorf("kv: schedule revision %d is corrupt: %w", e.Revision(), err)
 	}
 	return sch, e.Revision(), nil
 }
@@ -291,7 +338,7 @@ func (s *Schedules) Get(ctx context.Context) (betasync.Schedule, uint64, error) 
 // holder's token) the write is fenced: it fails with ErrFenced when a newer
 // holder has written, and stamps the record with fence. fn may return an
 // error to abort without writing; it may be called more than once.
-func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*betasync.Schedule) error) (betasync.Schedule, error) {
+func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*Schedule) error) (Schedule, error) {
 	const attempts = 32
 	for attempt := range attempts {
 		if attempt > 0 {
@@ -300,41 +347,41 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*betasync.
 			// again on every round.
 			select {
 			case <-ctx.Done():
-				return betasync.Schedule{}, fmt.Errorf("kv: writing the schedule: %w", ctx.Err())
+				return Schedule{}, fmt.Errorf("kv: writing the schedule: %w", ctx.Err())
 			case <-time.After(retryDelay(attempt)):
 			}
 		}
 		sch, rev, err := s.Get(ctx)
 		if err != nil {
-			return betasync.Schedule{}, err
+			return Schedule{}, err
 		}
 		if fence != 0 {
 			if sch.Fence > fence {
-				return betasync.Schedule{}, ErrFenced
+				return Schedule{}, ErrFenced
 			}
 			sch.Fence = fence
 		}
 		if err := fn(&sch); err != nil {
-			return betasync.Schedule{}, err
+			return Schedule{}, err
 		}
 		data, err := json.Marshal(sch)
 		if err != nil {
-			return betasync.Schedule{}, fmt.Errorf("kv: encoding the schedule: %w", err)
+			return Schedule{}, fmt.Errorf("kv: encoding the schedule: %w", err)
 		}
 		if rev == 0 {
-			_, err = s.kv.Create(ctx, betasync.KeySchedule, data)
+			_, err = s.kv.Create(ctx, KeySchedule, data)
 		} else {
-			_, err = s.kv.Update(ctx, betasync.KeySchedule, data, rev)
+			_, err = s.kv.Update(ctx, KeySchedule, data, rev)
 		}
 		if isConflict(err) {
 			continue
 		}
 		if err != nil {
-			return betasync.Schedule{}, fmt.Errorf("kv: writing the schedule: %w", err)
+			return Schedule{}, fmt.Errorf("kv: writing the schedule: %w", err)
 		}
 		return sch, nil
 	}
-	return betasync.Schedule{}, betasync.Errorf(betasync.ECONFLICT, "the schedule changed under %d attempts to write it", attempts)
+	return Schedule{}, betasync.Errorf(betasync.ECONFLICT, "the schedule changed under %d attempts to write it", attempts)
 }
 
 // retryDelay is a random delay, up to 1ms doubling per attempt and capped at
@@ -362,7 +409,7 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 // Acquire takes the lease for holder if nobody holds it, returning the
 // revision, which is also the tenure's fencing token.
 func (l *Lease) Acquire(ctx context.Context, holder string) (uint64, error) {
-	rev, err := l.kv.Create(ctx, betasync.KeyLease, []byte(holder))
+	rev, err := l.kv.Create(ctx, KeyLease, []byte(holder))
 	if isConflict(err) {
 		return 0, ErrLeaseHeld
 	}
@@ -374,7 +421,7 @@ func (l *Lease) Acquire(ctx context.Context, holder string) (uint64, error) {
 
 // Renew extends the lease held at revision rev and returns the new revision.
 func (l *Lease) Renew(ctx context.Context, holder string, rev uint64) (uint64, error) {
-	next, err := l.kv.Update(ctx, betasync.KeyLease, []byte(holder), rev)
+	next, err := l.kv.Update(ctx, KeyLease, []byte(holder), rev)
 	if isConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, ErrLeaseLost
 	}
@@ -388,7 +435,7 @@ func (l *Lease) Renew(ctx context.Context, holder string, rev uint64) (uint64, e
 // take it at once. A lease no longer held at rev (lost, or already
 // released) is left alone and reported as ErrLeaseLost.
 func (l *Lease) Release(ctx context.Context, rev uint64) error {
-	err := l.kv.Delete(ctx, betasync.KeyLease, jetstream.LastRevision(rev))
+	err := l.kv.Delete(ctx, KeyLease, jetstream.LastRevision(rev))
 	if isConflict(err) {
 		return ErrLeaseLost // not ours at rev any more: nothing released
 	}
@@ -400,7 +447,7 @@ func (l *Lease) Release(ctx context.Context, rev uint64) error {
 
 // Holder returns the id of the replica holding the lease, or "" if none.
 func (l *Lease) Holder(ctx context.Context) (string, error) {
-	e, err := l.kv.Get(ctx, betasync.KeyLease)
+	e, err := l.kv.Get(ctx, KeyLease)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", nil
 	}

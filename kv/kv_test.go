@@ -2,6 +2,7 @@ package kv_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -29,12 +30,12 @@ func newStore(t *testing.T, cfg kv.Config) (*kv.Store, jetstream.JetStream) {
 }
 
 // envelope returns a valid envelope whose document differs for every n.
-func envelope(t *testing.T, n int) betasync.Envelope {
+func envelope(t *testing.T, n int) *betasync.Snapshot {
 	t.Helper()
 	doc := fmt.Sprintf(`{"anthropic": {"beta-%d": "beta-%d"}}`, n, n)
 	m, err := betasync.Parse([]byte(doc))
 	require.NoError(t, err)
-	return betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, n, 0, time.UTC))
+	return betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, n, 0, time.UTC))
 }
 
 func TestEnsureValidatesConfig(t *testing.T) {
@@ -102,21 +103,19 @@ func TestMappings(t *testing.T) {
 	latest, err := st.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, v1, latest.Version)
-	assert.Equal(t, first.Hash, latest.Hash)
+	assert.Equal(t, first.Hash(), latest.Hash())
 	assert.Equal(t, `"v1"`, latest.ETag)
 	assert.True(t, first.FetchedAt.Equal(latest.FetchedAt))
-	m, err := latest.Mapping()
-	require.NoError(t, err, "the stored envelope carries a valid, hash-checked mapping")
-	assert.Equal(t, []string{"anthropic"}, m.Providers())
+	assert.Equal(t, []string{"anthropic"}, latest.Providers(), "the stored envelope carries a valid, hash-checked mapping")
 
 	t.Run("stored without the version", func(t *testing.T) {
-		e, err := js.KeyValue(ctx, betasync.BucketConfig)
+		e, err := js.KeyValue(ctx, kv.BucketConfig)
 		require.NoError(t, err)
-		raw, err := e.Get(ctx, betasync.KeyMapping)
+		raw, err := e.Get(ctx, kv.KeyMapping)
 		require.NoError(t, err)
-		var stored betasync.Envelope
+		var stored map[string]json.RawMessage
 		require.NoError(t, json.Unmarshal(raw.Value(), &stored))
-		assert.Zero(t, stored.Version)
+		assert.NotContains(t, stored, "version")
 	})
 
 	t.Run("create when one exists", func(t *testing.T) {
@@ -134,7 +133,7 @@ func TestMappings(t *testing.T) {
 		latest, err := st.Mappings.Latest(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, v2, latest.Version, "a lost race writes nothing")
-		assert.Equal(t, envelope(t, 2).Hash, latest.Hash)
+		assert.Equal(t, envelope(t, 2).Hash(), latest.Hash())
 	})
 
 	t.Run("history oldest first", func(t *testing.T) {
@@ -143,7 +142,7 @@ func TestMappings(t *testing.T) {
 		require.Len(t, hist, 2)
 		assert.Equal(t, v1, hist[0].Version)
 		assert.Equal(t, v2, hist[1].Version)
-		assert.Equal(t, envelope(t, 1).Hash, hist[0].Hash)
+		assert.Equal(t, envelope(t, 1).Hash(), hist[0].Hash())
 	})
 }
 
@@ -152,24 +151,26 @@ func TestMappingsCorruptEntry(t *testing.T) {
 	ctx := t.Context()
 	v1, err := st.Mappings.Put(ctx, envelope(t, 1), 0)
 	require.NoError(t, err)
-	bucket, err := js.KeyValue(ctx, betasync.BucketConfig)
+	bucket, err := js.KeyValue(ctx, kv.BucketConfig)
 	require.NoError(t, err)
-	garbage, err := bucket.Put(ctx, betasync.KeyMapping, []byte("not an envelope"))
+	garbage, err := bucket.Put(ctx, kv.KeyMapping, []byte("not an envelope"))
 	require.NoError(t, err)
 
-	latest, err := st.Mappings.Latest(ctx)
+	_, err = st.Mappings.Latest(ctx)
 	require.ErrorIs(t, err, kv.ErrCorrupt)
 	assert.Contains(t, err.Error(), fmt.Sprint(garbage), "the error names the revision")
-	assert.Equal(t, betasync.Envelope{Version: garbage}, latest, "only the revision is known")
+	corrupt, ok := errors.AsType[*kv.CorruptError](err)
+	require.True(t, ok)
+	assert.Equal(t, garbage, corrupt.Revision, "only the revision is known")
 
 	_, err = st.Mappings.Put(ctx, envelope(t, 2), v1)
 	assert.Equal(t, betasync.ECONFLICT, betasync.ErrorCode(err), "the corrupt entry is a version like any other: %v", err)
-	v3, err := st.Mappings.Put(ctx, envelope(t, 3), latest.Version)
+	v3, err := st.Mappings.Put(ctx, envelope(t, 3), corrupt.Revision)
 	require.NoError(t, err, "a valid version can be stored over it")
-	latest, err = st.Mappings.Latest(ctx)
+	latest, err := st.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, v3, latest.Version)
-	assert.Equal(t, envelope(t, 3).Hash, latest.Hash)
+	assert.Equal(t, envelope(t, 3).Hash(), latest.Hash())
 
 	hist, err := st.Mappings.History(ctx)
 	require.NoError(t, err, "the corrupt entry in the history does not break it")
@@ -203,7 +204,7 @@ func TestMappingsPutLargerThanMaxPayload(t *testing.T) {
 	doc.WriteString(`}}`)
 	m, err := betasync.Parse([]byte(doc.String()))
 	require.NoError(t, err)
-	big := betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	big := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	raw, err := json.Marshal(big)
 	require.NoError(t, err)
 	require.Greater(t, len(raw), maxPayload, "the test mapping must exceed max_payload")
@@ -264,7 +265,7 @@ func TestMappingsHistoryKeepsAtLeast32(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, hist, tt.want)
 			assert.Equal(t, rev, hist[len(hist)-1].Version, "the newest version is last")
-			assert.Equal(t, envelope(t, tt.puts-tt.want).Hash, hist[0].Hash, "the oldest kept version")
+			assert.Equal(t, envelope(t, tt.puts-tt.want).Hash(), hist[0].Hash(), "the oldest kept version")
 		})
 	}
 }
@@ -276,10 +277,10 @@ func TestSchedulesGetUpdate(t *testing.T) {
 	sch, rev, err := st.Schedules.Get(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, rev)
-	assert.Equal(t, betasync.Schedule{}, sch)
+	assert.Equal(t, kv.Schedule{}, sch)
 
 	next := time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC)
-	got, err := st.Schedules.Update(ctx, 0, func(s *betasync.Schedule) error {
+	got, err := st.Schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours = 1
 		s.NextRun = &next
 		return nil
@@ -297,7 +298,7 @@ func TestSchedulesGetUpdate(t *testing.T) {
 
 	t.Run("fn aborts without writing", func(t *testing.T) {
 		abort := fmt.Errorf("abort")
-		_, err := st.Schedules.Update(ctx, 0, func(s *betasync.Schedule) error {
+		_, err := st.Schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 			s.IntervalHours = 5
 			return abort
 		})
@@ -319,7 +320,7 @@ func TestSchedulesUpdateConcurrentWriters(t *testing.T) {
 	for range writers {
 		wg.Go(func() {
 			<-start
-			_, err := st.Schedules.Update(ctx, 0, func(s *betasync.Schedule) error {
+			_, err := st.Schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 				s.Failures++
 				return nil
 			})
@@ -343,7 +344,7 @@ func TestSchedulesFencedWrite(t *testing.T) {
 
 	tokenA, err := st.Lease.Acquire(ctx, "a")
 	require.NoError(t, err)
-	sch, err := st.Schedules.Update(ctx, tokenA, func(s *betasync.Schedule) error {
+	sch, err := st.Schedules.Update(ctx, tokenA, func(s *kv.Schedule) error {
 		s.IntervalHours = 1
 		return nil
 	})
@@ -356,13 +357,13 @@ func TestSchedulesFencedWrite(t *testing.T) {
 	tokenB, err := st.Lease.Acquire(ctx, "b")
 	require.NoError(t, err)
 	require.Greater(t, tokenB, tokenA)
-	_, err = st.Schedules.Update(ctx, tokenB, func(*betasync.Schedule) error { return nil })
+	_, err = st.Schedules.Update(ctx, tokenB, func(*kv.Schedule) error { return nil })
 	require.NoError(t, err)
 	_, before, err := st.Schedules.Get(ctx)
 	require.NoError(t, err)
 
 	called := false
-	_, err = st.Schedules.Update(ctx, tokenA, func(s *betasync.Schedule) error {
+	_, err = st.Schedules.Update(ctx, tokenA, func(s *kv.Schedule) error {
 		called = true
 		s.IntervalHours = 99
 		return nil
@@ -378,7 +379,7 @@ func TestSchedulesFencedWrite(t *testing.T) {
 	assert.InDelta(t, 1.0, after.IntervalHours, 0)
 
 	t.Run("unfenced writes still pass", func(t *testing.T) {
-		got, err := st.Schedules.Update(ctx, 0, func(s *betasync.Schedule) error {
+		got, err := st.Schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 			s.IntervalHours = 2
 			return nil
 		})
@@ -386,7 +387,7 @@ func TestSchedulesFencedWrite(t *testing.T) {
 		assert.Equal(t, tokenB, got.Fence, "a manual command keeps the holder's fence")
 	})
 	t.Run("the newest holder keeps writing", func(t *testing.T) {
-		_, err := st.Schedules.Update(ctx, tokenB, func(s *betasync.Schedule) error {
+		_, err := st.Schedules.Update(ctx, tokenB, func(s *kv.Schedule) error {
 			s.Failures = 1
 			return nil
 		})

@@ -22,13 +22,13 @@ var goldenDoc = []byte(`{"description": "golden", "provider_aliases": {"bedrock_
 func TestAnnounceGolden(t *testing.T) {
 	srv := natstest.Start(t)
 	pub, subConn := srv.Connect(t), srv.Connect(t)
-	sub, err := subConn.SubscribeSync(betasync.SubjectConfigUpdated)
+	sub, err := subConn.SubscribeSync(publisher.SubjectConfigUpdated)
 	require.NoError(t, err)
 	require.NoError(t, subConn.Flush())
 
 	m, err := betasync.Parse(goldenDoc)
 	require.NoError(t, err)
-	env := betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
+	env := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
 	env.Version, env.URL, env.ETag, env.LastModified = 7, "https://example.test/m.json", `"e1"`, "Sun, 01 Mar 2026 11:00:00 GMT"
 	require.NoError(t, publisher.Announce(t.Context(), pub, env))
 

@@ -15,7 +15,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	if !c.nc.IsConnected() {
 		return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS (%s)", c.nc.Status())
 	}
-	subject, err := micro.ControlSubject(micro.PingVerb, betasync.ServiceName, "")
+	subject, err := micro.ControlSubject(micro.PingVerb, ServiceName, "")
 	if err != nil {
 		return betasync.Errorf(betasync.EINTERNAL, "ping subject: %v", err)
 	}

@@ -21,15 +21,31 @@ import (
 	"github.com/betasync/betasync"
 )
 
-// Announce publishes env on config.updated and flushes, so the server has it
-// when Announce returns.
-func Announce(ctx context.Context, nc *nats.Conn, env betasync.Envelope) error {
-	data, err := json.Marshal(env)
+// The bus contract: subjects that the worker, the HTTP API, every pod and
+// the nats CLI share.
+const (
+	// ServiceName is the NATS micro service that answers commands.
+	ServiceName = "betasync"
+
+	SubjectReload         = "betasync.reload"
+	SubjectScheduleSet    = "betasync.schedule.set"
+	SubjectScheduleCancel = "betasync.schedule.cancel"
+	SubjectScheduleStatus = "betasync.schedule.status"
+
+	// SubjectConfigUpdated carries every new version, in its wire form
+	// (betasync.Snapshot's envelope).
+	SubjectConfigUpdated = "config.updated"
+)
+
+// Announce publishes snap on config.updated and flushes, so the server has
+// it when Announce returns.
+func Announce(ctx context.Context, nc *nats.Conn, snap *betasync.Snapshot) error {
+	data, err := json.Marshal(snap)
 	if err != nil {
-		return fmt.Errorf("publisher: encoding version %d: %w", env.Version, err)
+		return fmt.Errorf("publisher: encoding version %d: %w", snap.Version, err)
 	}
-	if err := nc.Publish(betasync.SubjectConfigUpdated, data); err != nil {
-		return fmt.Errorf("publisher: announcing version %d: %w", env.Version, err)
+	if err := nc.Publish(SubjectConfigUpdated, data); err != nil {
+		return fmt.Errorf("publisher: announcing version %d: %w", snap.Version, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -37,12 +53,15 @@ func Announce(ctx context.Context, nc *nats.Conn, env betasync.Envelope) error {
 		defer cancel()
 	}
 	if err := nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("publisher: announcing version %d: %w", env.Version, err)
+		return fmt.Errorf("publisher: announcing version %d: %w", snap.Version, err)
 	}
 	return nil
 }
 
-// Client sends commands to whichever worker replica answers.
+var _ betasync.Commands = (*Client)(nil)
+
+// Client sends commands to whichever worker replica answers. It implements
+// betasync.Commands.
 type Client struct {
 	nc *nats.Conn
 }
@@ -58,31 +77,32 @@ const DefaultTimeout = 30 * time.Second
 // Reload asks a worker to fetch the mapping now.
 func (c *Client) Reload(ctx context.Context) (betasync.ReloadResult, error) {
 	var r betasync.ReloadResult
-	return r, c.request(ctx, betasync.SubjectReload, nil, &r)
+	return r, c.request(ctx, SubjectReload, nil, &r)
 }
 
-// SetSchedule asks a worker to reload every hours hours. hours is passed
-// as written (a query parameter, say) and validated by the worker: "" is
-// missing (EUNPROCESSABLE).
-func (c *Client) SetSchedule(ctx context.Context, hours string) (betasync.ScheduleResult, error) {
-	payload := []byte(`{}`)
-	if hours != "" {
-		payload, _ = json.Marshal(map[string]string{"hours": hours}) // a map of strings always encodes
-	}
+// SetSchedule asks a worker to reload every hours hours.
+func (c *Client) SetSchedule(ctx context.Context, h float64) (betasync.ScheduleResult, error) {
 	var r betasync.ScheduleResult
-	return r, c.request(ctx, betasync.SubjectScheduleSet, payload, &r)
+	if err := betasync.ValidateHours(h); err != nil {
+		return r, err // NaN and infinities have no JSON form
+	}
+	payload, err := json.Marshal(scheduleSetPayload{Hours: (*hours)(&h)})
+	if err != nil {
+		return r, betasync.Errorf(betasync.EINTERNAL, "encoding the schedule: %v", err)
+	}
+	return r, c.request(ctx, SubjectScheduleSet, payload, &r)
 }
 
 // CancelSchedule asks a worker to cancel the schedule.
 func (c *Client) CancelSchedule(ctx context.Context) (betasync.CancelResult, error) {
 	var r betasync.CancelResult
-	return r, c.request(ctx, betasync.SubjectScheduleCancel, nil, &r)
+	return r, c.request(ctx, SubjectScheduleCancel, nil, &r)
 }
 
 // Status asks a worker for the shared schedule status.
 func (c *Client) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	var r betasync.ScheduleStatus
-	return r, c.request(ctx, betasync.SubjectScheduleStatus, nil, &r)
+	return r, c.request(ctx, SubjectScheduleStatus, nil, &r)
 }
 
 func (c *Client) request(ctx context.Context, subject string, payload []byte, out any) error {

@@ -1,7 +1,6 @@
 package publisher
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -14,14 +13,6 @@ import (
 
 	"github.com/betasync/betasync"
 )
-
-// Handler carries out the commands; the worker implements it.
-type Handler interface {
-	Reload(ctx context.Context) (betasync.ReloadResult, error)
-	SetSchedule(ctx context.Context, hours float64) (betasync.ScheduleResult, error)
-	CancelSchedule(ctx context.Context) (betasync.CancelResult, error)
-	Status(ctx context.Context) (betasync.ScheduleStatus, error)
-}
 
 // ServiceConfig configures Serve.
 type ServiceConfig struct {
@@ -43,7 +34,7 @@ const DefaultMaxInFlight = 1024
 type Service struct {
 	nc  *nats.Conn
 	svc micro.Service
-	h   Handler
+	cmd betasync.Commands
 	cfg ServiceConfig
 	sem chan struct{}
 
@@ -55,13 +46,13 @@ type Service struct {
 	stopEr error
 }
 
-// Serve registers the betasync micro service on nc, in the default queue
+// Serve serves cmd as the betasync micro service on nc, in the default queue
 // group, so each command is answered by one replica. Each request is handled
 // on its own goroutine (so concurrent reloads can be coalesced), bounded by
 // MaxInFlight. When nc is connected, Serve returns once the server knows
 // the endpoints, so a request sent right after it (on any connection) is
 // answered.
-func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
+func Serve(nc *nats.Conn, cmd betasync.Commands, cfg ServiceConfig) (*Service, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -74,9 +65,9 @@ func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
 	if cfg.Version == "" {
 		cfg.Version = "0.0.0"
 	}
-	s := &Service{nc: nc, h: h, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
+	s := &Service{nc: nc, cmd: cmd, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        betasync.ServiceName,
+		Name:        ServiceName,
 		Version:     cfg.Version,
 		Description: "betasync: reload and schedule the anthropic-beta mapping",
 		Metadata:    map[string]string{"replica": cfg.ReplicaID},
@@ -85,17 +76,8 @@ func Serve(nc *nats.Conn, h Handler, cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	s.svc = svc
-	endpoints := []struct {
-		name, subject string
-		fn            func(ctx context.Context, payload []byte) (any, error)
-	}{
-		{"reload", betasync.SubjectReload, s.reload},
-		{"schedule_set", betasync.SubjectScheduleSet, s.scheduleSet},
-		{"schedule_cancel", betasync.SubjectScheduleCancel, s.scheduleCancel},
-		{"schedule_status", betasync.SubjectScheduleStatus, s.scheduleStatus},
-	}
 	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, s.async(e.fn), micro.WithEndpointSubject(e.subject)); err != nil {
+		if err := svc.AddEndpoint(e.name, s.async(e.serve), micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = svc.Stop()
 			return nil, err
 		}
@@ -135,7 +117,7 @@ func (s *Service) Info() micro.Info { return s.svc.Info() }
 // has returned, the library reads the request's state to count errors, so
 // replies sent later go straight to the reply subject on the connection
 // rather than through micro.Request.
-func (s *Service) async(fn func(ctx context.Context, payload []byte) (any, error)) micro.HandlerFunc {
+func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -156,7 +138,7 @@ func (s *Service) async(fn func(ctx context.Context, payload []byte) (any, error
 			defer func() { <-s.sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 			defer cancel()
-			out, err := fn(ctx, payload)
+			out, err := serve(ctx, s.cmd, payload)
 			s.reply(subject, reply, out, err)
 		})
 	}
@@ -190,47 +172,40 @@ func (s *Service) reply(subject, reply string, out any, err error) {
 	}
 }
 
-// decodeObject parses an optional JSON-object payload.
-func decodeObject(payload []byte) (map[string]json.RawMessage, error) {
-	fields := map[string]json.RawMessage{}
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return fields, nil
-	}
-	if err := json.Unmarshal(payload, &fields); err != nil || fields == nil {
-		return nil, betasync.Errorf(betasync.EINVALID, "payload must be empty or a JSON object")
-	}
-	return fields, nil
-}
-
-func (s *Service) reload(ctx context.Context, payload []byte) (any, error) {
-	if _, err := decodeObject(payload); err != nil {
-		return nil, err
-	}
-	return s.h.Reload(ctx)
-}
-
-func (s *Service) scheduleSet(ctx context.Context, payload []byte) (any, error) {
-	fields, err := decodeObject(payload)
-	if err != nil {
-		return nil, err
-	}
-	hours, err := betasync.ParseHours(fields["hours"])
-	if err != nil {
-		return nil, err
-	}
-	return s.h.SetSchedule(ctx, hours)
-}
-
-func (s *Service) scheduleCancel(ctx context.Context, payload []byte) (any, error) {
-	if _, err := decodeObject(payload); err != nil {
-		return nil, err
-	}
-	return s.h.CancelSchedule(ctx)
-}
-
-func (s *Service) scheduleStatus(ctx context.Context, payload []byte) (any, error) {
-	if _, err := decodeObject(payload); err != nil {
-		return nil, err
-	}
-	return s.h.Status(ctx)
+// endpoints are the commands, one per subject: each decodes its payload
+// and calls the betasync.Commands method. Replies are the methods' results,
+// encoded as JSON.
+var endpoints = []struct {
+	name, subject string
+	serve         func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)
+}{
+	{"reload", SubjectReload, func(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
+		if err := decode(p, nil); err != nil {
+			return nil, err
+		}
+		return cmd.Reload(ctx)
+	}},
+	{"schedule_set", SubjectScheduleSet, func(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
+		var in scheduleSetPayload
+		if err := decode(p, &in); err != nil {
+			return nil, err
+		}
+		h, err := in.interval()
+		if err != nil {
+			return nil, err
+		}
+		return cmd.SetSchedule(ctx, h)
+	}},
+	{"schedule_cancel", SubjectScheduleCancel, func(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
+		if err := decode(p, nil); err != nil {
+			return nil, err
+		}
+		return cmd.CancelSchedule(ctx)
+	}},
+	{"schedule_status", SubjectScheduleStatus, func(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
+		if err := decode(p, nil); err != nil {
+			return nil, err
+		}
+		return cmd.Status(ctx)
+	}},
 }

@@ -19,6 +19,7 @@ package subscriber
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -30,19 +31,8 @@ import (
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/kv"
+	"github.com/betasync/betasync/publisher"
 )
-
-// Snapshot is one applied mapping version, with the mapping's methods
-// (Hash, AppendBetas, ...) promoted. It is immutable.
-type Snapshot struct {
-	*betasync.Mapping
-	Version   uint64    // KV revision; 0 for the embedded default
-	Source    string    // "embedded", "remote", "local", ...
-	FetchedAt time.Time // when the worker loaded it; zero for the embedded default
-	URL       string
-	ETag      string
-	AppliedAt time.Time // when this pod swapped to it
-}
 
 // Stats counts what the subscriber did with the versions it saw.
 type Stats struct {
@@ -74,10 +64,10 @@ func WithResyncInterval(d time.Duration) Option {
 	}
 }
 
-// WithOnUpdate calls fn on the subscriber's goroutine after each swap. fn
-// must not block for long, and must not call Close (Close waits for that
-// goroutine).
-func WithOnUpdate(fn func(Snapshot)) Option { return func(s *Subscriber) { s.onUpdate = fn } }
+// WithOnUpdate calls fn on the subscriber's goroutine after each swap, with
+// the version now served. fn must not block for long, and must not call
+// Close (Close waits for that goroutine).
+func WithOnUpdate(fn func(*betasync.Snapshot)) Option { return func(s *Subscriber) { s.onUpdate = fn } }
 
 // WithFallback serves m instead of the embedded default until a version
 // arrives from the bus.
@@ -91,15 +81,16 @@ type Subscriber struct {
 	subject  string
 	bucket   string
 	resync   time.Duration
-	onUpdate func(Snapshot)
+	onUpdate func(*betasync.Snapshot)
 	fallback *betasync.Mapping
 
-	cur   atomic.Pointer[Snapshot]
+	cur   atomic.Pointer[betasync.Snapshot]
 	ready chan struct{} // closed once a bus-delivered version is applied
 
 	applied, stale, invalid, resyncs atomic.Uint64
 
 	events   chan []byte
+	offers   chan offer
 	statuses chan nats.Status
 	sub      *nats.Subscription
 	cancel   context.CancelFunc
@@ -114,19 +105,19 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	s := &Subscriber{
 		nc:       nc,
 		log:      slog.New(slog.DiscardHandler),
-		subject:  betasync.SubjectConfigUpdated,
-		bucket:   betasync.BucketConfig,
+		subject:  publisher.SubjectConfigUpdated,
+		bucket:   kv.BucketConfig,
 		resync:   30 * time.Second,
 		fallback: betasync.Default(),
 		ready:    make(chan struct{}),
 		events:   make(chan []byte, 64),
+		offers:   make(chan offer),
 		done:     make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	m := s.fallback
-	s.cur.Store(&Snapshot{Mapping: m, Source: betasync.SourceEmbedded, AppliedAt: time.Now().UTC()})
+	s.cur.Store(&betasync.Snapshot{Mapping: s.fallback, Source: betasync.SourceEmbedded, AppliedAt: time.Now().UTC()})
 
 	// An async subscription, not a channel one: while the loop is busy,
 	// events queue in the client's pending buffer (512Ki messages, 64 MiB)
@@ -148,8 +139,30 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	return s, nil
 }
 
-// Current returns the mapping in use. It is never nil.
-func (s *Subscriber) Current() *Snapshot { return s.cur.Load() }
+// Current returns the version in use. It is never nil; treat it as
+// read-only.
+func (s *Subscriber) Current() *betasync.Snapshot { return s.cur.Load() }
+
+// offer is a version handed over in-process, and the signal that it was
+// handled.
+type offer struct {
+	snap *betasync.Snapshot
+	done chan struct{}
+}
+
+// Offer hands the subscriber a version that this process has just stored
+// (the daemon's worker does), so that it is served without waiting for its
+// own announcement, and without decoding and validating it a second time.
+// It is applied like any other version (only if newer), and Offer returns
+// once it has been, or once the subscriber is closed.
+func (s *Subscriber) Offer(snap *betasync.Snapshot) {
+	o := offer{snap: snap, done: make(chan struct{})}
+	select {
+	case s.offers <- o:
+		<-o.done
+	case <-s.done:
+	}
+}
 
 // Ready reports whether a version delivered over the bus (from KV or an
 // event) is in use, not only the fallback.
@@ -197,7 +210,7 @@ func (s *Subscriber) loop(ctx context.Context) {
 	defer close(s.done)
 	var (
 		reads   sync.WaitGroup
-		results = make(chan betasync.Envelope)
+		results = make(chan *betasync.Snapshot)
 		reading bool // a KV read is in flight
 		again   bool // another read was asked for meanwhile
 	)
@@ -210,12 +223,9 @@ func (s *Subscriber) loop(ctx context.Context) {
 		reading = true
 		s.resyncs.Add(1)
 		reads.Go(func() {
-			env, ok := s.readKV(ctx)
-			if !ok {
-				env = betasync.Envelope{} // version 0: nothing to apply
-			}
+			snap := s.readKV(ctx)
 			select {
-			case results <- env:
+			case results <- snap:
 			case <-ctx.Done():
 			}
 		})
@@ -231,6 +241,9 @@ func (s *Subscriber) loop(ctx context.Context) {
 			return
 		case data := <-s.events:
 			s.applyEvent(data)
+		case o := <-s.offers:
+			s.apply(o.snap, "worker")
+			close(o.done)
 		case _, ok := <-statuses:
 			if !ok { // the connection was closed
 				statuses = nil
@@ -241,10 +254,10 @@ func (s *Subscriber) loop(ctx context.Context) {
 		case <-timer.C:
 			resync()
 			timer.Reset(s.jitter())
-		case env := <-results:
+		case snap := <-results:
 			reading = false
-			if env.Version > 0 {
-				s.apply(env, "kv")
+			if snap != nil {
+				s.apply(snap, "kv")
 			}
 			if again {
 				again = false
@@ -259,28 +272,32 @@ func (s *Subscriber) jitter() time.Duration {
 }
 
 // readKV returns the latest stored version, retrying briefly while
-// JetStream recovers after a reconnect. ok is false when reading failed or
-// nothing is stored yet; the latter is an answer, not a failure, and is not
-// retried.
-func (s *Subscriber) readKV(ctx context.Context) (betasync.Envelope, bool) {
+// JetStream recovers after a reconnect. It returns nil when reading failed
+// or nothing is stored yet; the latter is an answer, not a failure, and is
+// not retried.
+func (s *Subscriber) readKV(ctx context.Context) *betasync.Snapshot {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		env, err := s.latest(ctx)
+		snap, err := s.latest(ctx)
 		switch {
 		case err == nil:
-			return env, true
+			return snap
 		case ctx.Err() != nil:
-			return env, false
+			return nil
 		case betasync.ErrorCode(err) == betasync.ENOTFOUND:
 			s.log.Debug("no mapping in KV yet; keeping the current one", "reason", betasync.ErrorMessage(err))
-			return env, false
+			return nil
+		case errors.Is(err, kv.ErrCorrupt):
+			s.invalid.Add(1)
+			s.log.Warn("the stored mapping is not valid; keeping the current one", "err", err)
+			return nil
 		case attempt == 8:
 			s.log.Warn("reading the mapping from KV failed; keeping the current one", "err", err)
-			return env, false
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return env, false
+			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
@@ -288,64 +305,68 @@ func (s *Subscriber) readKV(ctx context.Context) (betasync.Envelope, bool) {
 }
 
 // latest reads the stored version once.
-func (s *Subscriber) latest(ctx context.Context) (betasync.Envelope, error) {
+func (s *Subscriber) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	js, err := jetstream.New(s.nc)
 	if err != nil {
-		return betasync.Envelope{}, err
+		return nil, err
 	}
 	store, err := kv.OpenMappings(rctx, js, s.bucket)
 	if err != nil {
-		return betasync.Envelope{}, err
+		return nil, err
 	}
 	return store.Latest(rctx)
 }
 
+// applyEvent decodes an announced version, unless it is not newer than the
+// one in use: a stale or duplicate event costs no validation.
 func (s *Subscriber) applyEvent(data []byte) {
-	var env betasync.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	v, err := betasync.PeekVersion(data)
+	if err != nil {
 		s.invalid.Add(1)
 		s.log.Warn("ignoring an undecodable config.updated event", "err", err)
 		return
 	}
-	s.apply(env, "event")
+	if cur := s.cur.Load(); v <= cur.Version {
+		s.stale.Add(1)
+		s.log.Debug("ignoring a stale or duplicate version", "version", v, "current", cur.Version)
+		s.confirm(cur)
+		return
+	}
+	snap := new(betasync.Snapshot)
+	if err := json.Unmarshal(data, snap); err != nil {
+		s.invalid.Add(1)
+		s.log.Warn("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))
+		return
+	}
+	s.apply(snap, "event")
 }
 
-// apply swaps to env if it is newer than the current version and valid.
-func (s *Subscriber) apply(env betasync.Envelope, via string) {
+// apply swaps to snap if it is newer than the current version. snap is
+// valid (decoded and checked, or built by this process).
+func (s *Subscriber) apply(snap *betasync.Snapshot, via string) {
 	cur := s.cur.Load()
-	if env.Version <= cur.Version {
-		if via == "event" {
-			s.stale.Add(1)
-			s.log.Debug("ignoring a stale or duplicate version", "version", env.Version, "current", cur.Version)
-		}
-		if s.markReady(cur.Version > 0) {
-			s.log.Info("mapping confirmed from the bus", "version", cur.Version)
-		}
+	if snap.Version <= cur.Version {
+		s.confirm(cur)
 		return
 	}
-	m, err := env.Mapping()
-	if err != nil {
-		s.invalid.Add(1)
-		s.log.Warn("ignoring an invalid mapping version; keeping the current one", "version", env.Version, "via", via, "err", betasync.ErrorMessage(err))
-		return
-	}
-	snap := &Snapshot{
-		Mapping:   m,
-		Version:   env.Version,
-		Source:    env.Source,
-		FetchedAt: env.FetchedAt,
-		URL:       env.URL,
-		ETag:      env.ETag,
-		AppliedAt: time.Now().UTC(),
-	}
-	s.cur.Store(snap)
+	next := *snap
+	next.AppliedAt = time.Now().UTC()
+	s.cur.Store(&next)
 	s.applied.Add(1)
 	s.markReady(true)
-	s.log.Info("applied mapping version", "version", env.Version, "previous", cur.Version, "source", env.Source, "via", via)
+	s.log.Info("applied mapping version", "version", next.Version, "previous", cur.Version, "source", next.Source, "via", via)
 	if s.onUpdate != nil {
-		s.onUpdate(*snap)
+		s.onUpdate(&next)
+	}
+}
+
+// confirm marks the subscriber ready when the version in use came from the
+// bus and the bus has just confirmed it.
+func (s *Subscriber) confirm(cur *betasync.Snapshot) {
+	if s.markReady(cur.Version > 0) {
+		s.log.Info("mapping confirmed from the bus", "version", cur.Version)
 	}
 }
 

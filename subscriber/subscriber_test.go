@@ -48,10 +48,23 @@ func doc(t testing.TB, n int) *betasync.Mapping {
 }
 
 // envelope wraps m as announced for version.
-func envelope(m *betasync.Mapping, version uint64) betasync.Envelope {
-	env := betasync.NewEnvelope(m, betasync.SourceRemote, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+func envelope(m *betasync.Mapping, version uint64) *betasync.Snapshot {
+	env := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	env.Version = version
 	return env
+}
+
+// tamper returns env's wire form with edit applied to its fields.
+func tamper(t *testing.T, env *betasync.Snapshot, edit func(fields map[string]any)) []byte {
+	t.Helper()
+	b, err := json.Marshal(env)
+	require.NoError(t, err)
+	var fields map[string]any
+	require.NoError(t, json.Unmarshal(b, &fields))
+	edit(fields)
+	b, err = json.Marshal(fields)
+	require.NoError(t, err)
+	return b
 }
 
 // ensure creates the buckets on the server behind js.
@@ -86,14 +99,14 @@ func announce(t *testing.T, nc *nats.Conn, m *betasync.Mapping, version uint64) 
 // pod is a subscriber whose swaps the test observes through updates.
 type pod struct {
 	*subscriber.Subscriber
-	updates chan subscriber.Snapshot
+	updates chan *betasync.Snapshot
 }
 
 // newPod starts a subscriber on nc, closed by t.Cleanup.
 func newPod(t *testing.T, nc *nats.Conn, opts ...subscriber.Option) *pod {
 	t.Helper()
-	updates := make(chan subscriber.Snapshot, 1024)
-	opts = append(opts, subscriber.WithOnUpdate(func(s subscriber.Snapshot) {
+	updates := make(chan *betasync.Snapshot, 1024)
+	opts = append(opts, subscriber.WithOnUpdate(func(s *betasync.Snapshot) {
 		select {
 		case updates <- s:
 		default: // never block the subscriber; no test swaps this often
@@ -106,7 +119,7 @@ func newPod(t *testing.T, nc *nats.Conn, opts ...subscriber.Option) *pod {
 }
 
 // waitVersion waits until the pod swaps to version and returns that swap.
-func (p *pod) waitVersion(t *testing.T, version uint64) subscriber.Snapshot {
+func (p *pod) waitVersion(t *testing.T, version uint64) *betasync.Snapshot {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
@@ -210,7 +223,7 @@ func TestEvents(t *testing.T) {
 	assert.Equal(t, doc(t, 5).Hash(), got.Hash())
 	assert.True(t, p.Ready())
 
-	mustJSON := func(env betasync.Envelope) []byte {
+	mustJSON := func(env *betasync.Snapshot) []byte {
 		b, err := json.Marshal(env)
 		require.NoError(t, err)
 		return b
@@ -218,14 +231,13 @@ func TestEvents(t *testing.T) {
 	// Invalid events claim a version newer than any applied here, so they
 	// are validated rather than dismissed as stale.
 	const newer = 10_000
-	mismatch := envelope(doc(t, 7), newer)
-	mismatch.Hash = doc(t, 8).Hash()
-	noCore := envelope(doc(t, 7), newer)
-	noCore.Config = json.RawMessage(`{"not-a-core-provider": {"a-7": "a-7"}}`)
-	notObject := envelope(doc(t, 7), newer)
-	notObject.Config = json.RawMessage(`"a string, not a document"`)
-	badName := envelope(doc(t, 7), newer)
-	badName.Config = json.RawMessage(`{"anthropic": {"a-7": "a,7"}}`)
+	withField := func(version uint64, key string, value any) []byte {
+		return tamper(t, envelope(doc(t, 7), version), func(f map[string]any) { f[key] = value })
+	}
+	mismatch := withField(newer, "hash", doc(t, 8).Hash())
+	noCore := withField(newer, "config", json.RawMessage(`{"not-a-core-provider": {"a-7": "a-7"}}`))
+	notObject := withField(newer, "config", json.RawMessage(`"a string, not a document"`))
+	badName := withField(newer, "config", json.RawMessage(`{"anthropic": {"a-7": "a,7"}}`))
 
 	tests := []struct {
 		name    string
@@ -240,15 +252,15 @@ func TestEvents(t *testing.T) {
 		{name: "garbage bytes", data: []byte("\x00\xffnot json"), invalid: 1},
 		{name: "empty payload", data: nil, invalid: 1},
 		{name: "JSON but not an envelope", data: []byte(`[1, 2, 3]`), invalid: 1},
-		{name: "config without a core provider", data: mustJSON(noCore), invalid: 1},
-		{name: "config not an object", data: mustJSON(notObject), invalid: 1},
-		{name: "config with a comma in a name", data: mustJSON(badName), invalid: 1},
-		{name: "hash mismatch", data: mustJSON(mismatch), invalid: 1},
+		{name: "config without a core provider", data: noCore, invalid: 1},
+		{name: "config not an object", data: notObject, invalid: 1},
+		{name: "config with a comma in a name", data: badName, invalid: 1},
+		{name: "hash mismatch", data: mismatch, invalid: 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before, good := p.Stats(), p.Current()
-			publish(t, nc, betasync.SubjectConfigUpdated, tt.data)
+			publish(t, nc, publisher.SubjectConfigUpdated, tt.data)
 			assert.Same(t, good, p.Current())
 
 			// Events are applied in order on one goroutine: once a later
@@ -268,9 +280,8 @@ func TestEvents(t *testing.T) {
 	// A bad event never replaces a good mapping, even one claiming a much
 	// newer version: had it moved the version to 1000, 999 would be stale.
 	invalid := p.Stats().Invalid
-	mismatch.Version = 1000
-	require.Less(t, p.Current().Version, mismatch.Version)
-	publish(t, nc, betasync.SubjectConfigUpdated, mustJSON(mismatch))
+	require.Less(t, p.Current().Version, uint64(1000))
+	publish(t, nc, publisher.SubjectConfigUpdated, withField(1000, "hash", doc(t, 8).Hash()))
 	announce(t, nc, doc(t, 999), 999)
 	got = p.waitVersion(t, 999)
 	assert.Equal(t, doc(t, 999).Hash(), got.Hash())
@@ -344,7 +355,7 @@ func TestReconnectCatchesUpFromKV(t *testing.T) {
 	restarted := time.Now()
 	srv = natstest.StartAt(t, listen, dir)
 	_, js = srv.JetStream(t)
-	store, err := kv.OpenMappings(t.Context(), js, betasync.BucketConfig)
+	store, err := kv.OpenMappings(t.Context(), js, kv.BucketConfig)
 	require.NoError(t, err)
 	v2 := put(t, store, doc(t, 2), v1) // stored, never announced
 	gate.open.Store(true)
@@ -407,7 +418,7 @@ func TestTenThousandSwapsWhileReading(t *testing.T) {
 	}
 
 	last := make(chan struct{})
-	sub, err := subscriber.New(nc, subscriber.WithOnUpdate(func(s subscriber.Snapshot) {
+	sub, err := subscriber.New(nc, subscriber.WithOnUpdate(func(s *betasync.Snapshot) {
 		if s.Version == swaps {
 			close(last)
 		}
@@ -451,7 +462,7 @@ func TestTenThousandSwapsWhileReading(t *testing.T) {
 
 	start := time.Now()
 	for _, b := range payloads {
-		require.NoError(t, nc.Publish(betasync.SubjectConfigUpdated, b))
+		require.NoError(t, nc.Publish(publisher.SubjectConfigUpdated, b))
 	}
 	require.NoError(t, nc.FlushWithContext(busCtx(t)))
 	published := time.Since(start)

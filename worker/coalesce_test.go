@@ -51,7 +51,7 @@ func TestReloadCoalesces(t *testing.T) {
 	wg.Wait()
 
 	assert.LessOrEqual(t, up.Hits(), 2, "a burst causes at most two fetches")
-	latest, err := n.store.Mappings.Latest(ctx)
+	latest, err := n.Store.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	changed := 0
 	for i := range callers {
@@ -108,7 +108,7 @@ func TestReloadCallerGivesUp(t *testing.T) {
 
 	// The abandoned reload still completes and stores its version.
 	waitFor(t, func() bool {
-		latest, err := n.store.Mappings.Latest(t.Context())
-		return err == nil && latest.Hash == hashOf(t, docUpstream)
+		latest, err := n.Store.Mappings.Latest(t.Context())
+		return err == nil && latest.Hash() == hashOf(t, docUpstream)
 	}, "the reload finishes without its caller")
 }

@@ -155,10 +155,10 @@ func TestReloadUpstreamFaults(t *testing.T) {
 			}
 			assert.Equal(t, wantHits, bad.Hits())
 
-			latest, err := n.store.Mappings.Latest(ctx)
+			latest, err := n.Store.Mappings.Latest(ctx)
 			require.NoError(t, err)
 			assert.Equal(t, first.Version, latest.Version, "the last good version stays")
-			assert.Equal(t, first.Hash, latest.Hash)
+			assert.Equal(t, first.Hash, latest.Hash())
 
 			st, err := w.Status(ctx)
 			require.NoError(t, err)
@@ -217,7 +217,7 @@ func TestReloadConditional(t *testing.T) {
 			require.True(t, first.Changed)
 			assert.Empty(t, up.LastHeader().Get("If-None-Match"), "the first fetch is unconditional")
 			assert.Empty(t, up.LastHeader().Get("If-Modified-Since"))
-			latest, err := n.store.Mappings.Latest(ctx)
+			latest, err := n.Store.Mappings.Latest(ctx)
 			require.NoError(t, err)
 			if tt.validator == "ETag" {
 				assert.Equal(t, tt.value, latest.ETag)
@@ -237,7 +237,7 @@ func TestReloadConditional(t *testing.T) {
 			assert.Equal(t, 7, second.ProvidersCount)
 			assert.Equal(t, 2, up.Hits())
 
-			latest, err = n.store.Mappings.Latest(ctx)
+			latest, err = n.Store.Mappings.Latest(ctx)
 			require.NoError(t, err)
 			assert.Equal(t, first.Version, latest.Version)
 			assert.Equal(t, tt.value, latest.ETag+latest.LastModified, "the validator is kept")

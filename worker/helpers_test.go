@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,14 +12,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
 	"github.com/betasync/betasync/internal/syncbuf"
-	"github.com/betasync/betasync/kv"
+	"github.com/betasync/betasync/internal/testbed"
 	"github.com/betasync/betasync/publisher"
 	"github.com/betasync/betasync/worker"
 )
@@ -54,18 +49,10 @@ func (c *clock) Advance(d time.Duration) {
 var (
 	// docUpstream is an upstream-shaped document; it differs from the
 	// embedded default.
-	docUpstream = mustRead("../testdata/litellm_upstream.json")
+	docUpstream = testbed.DocUpstream
 	docSmall    = []byte(`{"anthropic": {"context-1m-2025-08-07": "context-1m-2025-08-07"}, "bedrock": {"context-1m-2025-08-07": null}}`)
 	docOther    = []byte(`{"vertex_ai": {"context-1m-2025-08-07": "context-1m-2025-08-07"}}`)
 )
-
-func mustRead(path string) []byte {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
 
 func hashOf(t *testing.T, doc []byte) string {
 	t.Helper()
@@ -74,120 +61,25 @@ func hashOf(t *testing.T, doc []byte) string {
 	return m.Hash()
 }
 
-// upstream is a local httptest server standing in for the mapping URL. It
-// counts requests and its handler can be swapped while it runs.
-type upstream struct {
-	*httptest.Server
-	hits    atomic.Int64
-	handler atomic.Pointer[http.HandlerFunc]
+// The shared fixtures, under the names these tests use.
+var (
+	newUpstream = testbed.NewUpstream
+	serve       = testbed.Serve
+	status      = testbed.Status
+	connect     = testbed.Connect
+	run         = testbed.Run
+	requireCode = testbed.RequireCode
+)
 
-	mu      sync.Mutex
-	headers []http.Header // request headers, in order
-}
+type node = testbed.Node
 
-func newUpstream(t *testing.T, h http.HandlerFunc) *upstream {
-	t.Helper()
-	u := &upstream{}
-	u.Set(h)
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.hits.Add(1)
-		u.mu.Lock()
-		u.headers = append(u.headers, r.Header.Clone())
-		u.mu.Unlock()
-		(*u.handler.Load())(w, r)
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-// Set replaces the handler.
-func (u *upstream) Set(h http.HandlerFunc) { u.handler.Store(&h) }
-
-// Hits is the number of requests so far.
-func (u *upstream) Hits() int { return int(u.hits.Load()) }
-
-// LastHeader returns the headers of the latest request.
-func (u *upstream) LastHeader() http.Header {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.headers) == 0 {
-		return nil
-	}
-	return u.headers[len(u.headers)-1]
-}
-
-// serve answers every request with doc.
-func serve(doc []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(doc)
-	}
-}
-
-// status answers every request with code.
-func status(code int) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, http.StatusText(code), code)
-	}
-}
-
-// node is one replica's connection and store on a shared server.
-type node struct {
-	nc    *nats.Conn
-	store *kv.Store
-}
-
-// connect dials srv and ensures the buckets with a 1s lease TTL.
-func connect(t *testing.T, srv *natstest.Server) node {
-	t.Helper()
-	nc, js := srv.JetStream(t)
-	st, err := kv.Ensure(t.Context(), js, kv.Config{LockTTL: time.Second})
-	require.NoError(t, err)
-	return node{nc: nc, store: st}
-}
+// connectVia dials addr, a proxy in front of a server.
+func connectVia(t *testing.T, addr string) node { return testbed.ConnectURL(t, "nats://"+addr) }
 
 // newWorker builds a worker on n; cfg.ReplicaID defaults to "r1".
 func newWorker(t *testing.T, n node, cfg worker.Config) *worker.Worker {
 	t.Helper()
-	if cfg.ReplicaID == "" {
-		cfg.ReplicaID = "r1"
-	}
-	if cfg.Logger == nil && testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	w, err := worker.New(cfg, worker.Deps{
-		Mappings:  n.store.Mappings,
-		Schedules: n.store.Schedules,
-		Lease:     n.store.Lease,
-		Announce: func(ctx context.Context, env betasync.Envelope) error {
-			return publisher.Announce(ctx, n.nc, env)
-		},
-	})
-	require.NoError(t, err)
-	return w
-}
-
-// run starts w.Run and returns a function that stops it and waits; the
-// function is also registered with t.Cleanup.
-func run(t *testing.T, w *worker.Worker) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(30 * time.Second):
-				t.Error("Run did not return after its context was cancelled")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testbed.NewWorker(t, n, cfg, worker.Deps{})
 }
 
 // updates subscribes to config.updated on its own connection.
@@ -196,21 +88,21 @@ type updates struct{ sub *nats.Subscription }
 func subscribe(t *testing.T, srv *natstest.Server) updates {
 	t.Helper()
 	nc := srv.Connect(t)
-	sub, err := nc.SubscribeSync(betasync.SubjectConfigUpdated)
+	sub, err := nc.SubscribeSync(publisher.SubjectConfigUpdated)
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 	return updates{sub: sub}
 }
 
-// Next returns the next announced envelope.
-func (u updates) Next(t *testing.T) betasync.Envelope {
+// Next returns the next announced version.
+func (u updates) Next(t *testing.T) *betasync.Snapshot {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	msg, err := u.sub.NextMsgWithContext(ctx)
 	require.NoError(t, err, "waiting for config.updated")
-	var env betasync.Envelope
-	require.NoError(t, json.Unmarshal(msg.Data, &env))
+	env := new(betasync.Snapshot)
+	require.NoError(t, json.Unmarshal(msg.Data, env), "the announced version validates")
 	return env
 }
 
@@ -222,34 +114,10 @@ func (u updates) Pending(t *testing.T) int {
 	return n
 }
 
-// requireCode asserts err carries code and a message holding every want.
-func requireCode(t *testing.T, err error, code string, wants ...string) {
-	t.Helper()
-	require.Error(t, err)
-	assert.Equal(t, code, betasync.ErrorCode(err), "error: %v", err)
-	for _, w := range wants {
-		assert.Contains(t, betasync.ErrorMessage(err), w)
-	}
-}
-
 // waitFor polls cond with a generous deadline.
 func waitFor(t *testing.T, cond func() bool, msgAndArgs ...any) {
 	t.Helper()
 	require.Eventually(t, cond, 15*time.Second, 5*time.Millisecond, msgAndArgs...)
-}
-
-// connectVia dials addr (a proxy in front of a server) and ensures the
-// buckets with a 1s lease TTL.
-func connectVia(t *testing.T, addr string) node {
-	t.Helper()
-	nc, err := nats.Connect("nats://" + addr)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	st, err := kv.Ensure(t.Context(), js, kv.Config{LockTTL: time.Second})
-	require.NoError(t, err)
-	return node{nc: nc, store: st}
 }
 
 // proxy forwards TCP connections to a server. Stall makes it drop

@@ -28,7 +28,7 @@ func TestLocalOnlyFile(t *testing.T) {
 	stop := run(t, w)
 	first := events.Next(t)
 	assert.Equal(t, betasync.SourceLocal, first.Source)
-	assert.Equal(t, hashOf(t, docUpstream), first.Hash)
+	assert.Equal(t, hashOf(t, docUpstream), first.Hash())
 	assert.Equal(t, "file://"+path, first.URL)
 
 	t.Run("reload unchanged", func(t *testing.T) {
@@ -52,12 +52,12 @@ func TestLocalOnlyFile(t *testing.T) {
 	})
 
 	t.Run("invalid file keeps the last good", func(t *testing.T) {
-		before, err := n.store.Mappings.Latest(ctx)
+		before, err := n.Store.Mappings.Latest(ctx)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(path, []byte(`{"anthropic": {"x": 1}}`), 0o600))
 		_, reloadErr := w.Reload(ctx)
 		requireCode(t, reloadErr, betasync.EUPSTREAM, path, `beta "x"`)
-		after, err := n.store.Mappings.Latest(ctx)
+		after, err := n.Store.Mappings.Latest(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, before.Version, after.Version)
 		st, err := w.Status(ctx)
@@ -90,7 +90,7 @@ func TestLocalOnlyEmbedded(t *testing.T) {
 	stop := run(t, w)
 	first := events.Next(t)
 	assert.Equal(t, betasync.SourceEmbedded, first.Source)
-	assert.Equal(t, betasync.Default().Hash(), first.Hash)
+	assert.Equal(t, betasync.Default().Hash(), first.Hash())
 	assert.Empty(t, first.URL)
 
 	res, err := w.Reload(ctx)

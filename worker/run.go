@@ -71,31 +71,30 @@ func (w *Worker) bootstrapWithRetry(ctx context.Context) bool {
 // KV holds none, or over a stored entry that is not a valid envelope
 // (kv.ErrCorrupt), which nothing could otherwise replace.
 func (w *Worker) bootstrap(ctx context.Context) error {
-	latest, err := w.deps.Mappings.Latest(ctx)
+	_, err := w.mappings.Latest(ctx)
 	var expected uint64
-	switch {
-	case err == nil:
+	if corrupt, ok := errors.AsType[*kv.CorruptError](err); ok {
+		w.log.Warn("the stored mapping is not valid; storing the local mapping over it", "version", corrupt.Revision, "err", err)
+		expected = corrupt.Revision
+	} else if err == nil {
 		return nil
-	case errors.Is(err, kv.ErrCorrupt):
-		w.log.Warn("the stored mapping is corrupt; storing the local mapping over it", "version", latest.Version, "err", err)
-		expected = latest.Version
-	case betasync.ErrorCode(err) != betasync.ENOTFOUND:
+	} else if betasync.ErrorCode(err) != betasync.ENOTFOUND {
 		return err
 	}
-	env, _, err := w.localEnvelope()
+	snap, err := w.localSnapshot()
 	if err != nil {
 		return err
 	}
-	rev, err := w.deps.Mappings.Put(ctx, env, expected)
+	rev, err := w.mappings.Put(ctx, snap, expected)
 	if betasync.ErrorCode(err) == betasync.ECONFLICT {
 		return nil // another replica stored a version first
 	}
 	if err != nil {
 		return err
 	}
-	env.Version = rev
-	w.log.Info("stored the first mapping version", "version", rev, "source", env.Source)
-	if err := w.deps.Announce(ctx, env); err != nil {
+	snap.Version = rev
+	w.log.Info("stored the first mapping version", "version", rev, "source", snap.Source)
+	if err := w.announce(ctx, snap); err != nil {
 		w.log.Warn("announcing the first version failed; pods will read it from KV", "err", err)
 	}
 	return nil
@@ -133,7 +132,7 @@ func (w *Worker) RunDue() bool {
 
 func (w *Worker) runDue(ctx context.Context, token uint64) (bool, error) {
 	now := w.now()
-	_, err := w.deps.Schedules.Update(ctx, token, func(s *betasync.Schedule) error {
+	_, err := w.schedules.Update(ctx, token, func(s *kv.Schedule) error {
 		if s.IntervalHours <= 0 || (s.NextRun != nil && now.Before(*s.NextRun)) {
 			return errNotDue
 		}
@@ -169,7 +168,7 @@ func (w *Worker) claimWindow() time.Duration { return 2 * w.cfg.FetchTimeout }
 // expire and pass to another replica (see package kv). Without the deadline
 // a hung renewal would last the JetStream default request timeout (5s).
 func (w *Worker) keepLease(ctx context.Context) {
-	ttl := w.deps.Lease.TTL()
+	ttl := w.lease.TTL()
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
 	var rev uint64
@@ -177,13 +176,13 @@ func (w *Worker) keepLease(ctx context.Context) {
 		if ten := w.tenure.Swap(nil); ten != nil {
 			ten.cancel()
 		}
-		w.deps.Metrics.LeaseHeld(false)
+		w.metrics.LeaseHeld(false)
 		rev = 0
 	}
 	defer func() {
 		if rev != 0 {
 			rctx, done := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			switch err := w.deps.Lease.Release(rctx, rev); {
+			switch err := w.lease.Release(rctx, rev); {
 			case err == nil:
 				w.log.Info("released the lease")
 			case errors.Is(err, kv.ErrLeaseLost):
@@ -199,7 +198,7 @@ func (w *Worker) keepLease(ctx context.Context) {
 		if rev != 0 {
 			// A renewal must fail in time, not hang: see keepLease's doc.
 			lctx, cancel := context.WithTimeout(ctx, ttl/3)
-			next, err := w.deps.Lease.Renew(lctx, w.cfg.ReplicaID, rev)
+			next, err := w.lease.Renew(lctx, w.cfg.ReplicaID, rev)
 			cancel()
 			switch {
 			case err == nil:
@@ -216,7 +215,7 @@ func (w *Worker) keepLease(ctx context.Context) {
 				tctx, cancel := context.WithCancel(ctx)
 				rev = token
 				w.tenure.Store(&tenure{token: token, ctx: tctx, cancel: cancel})
-				w.deps.Metrics.LeaseHeld(true)
+				w.metrics.LeaseHeld(true)
 				w.log.Info("acquired the lease; running the schedule", "token", token)
 			}
 		}
@@ -234,21 +233,21 @@ func (w *Worker) keepLease(ctx context.Context) {
 // The whole acquisition has a deadline of TTL/3 (see keepLease); ctx itself
 // is the Run context.
 func (w *Worker) acquire(ctx context.Context) (uint64, bool) {
-	lctx, cancel := context.WithTimeout(ctx, w.deps.Lease.TTL()/3)
+	lctx, cancel := context.WithTimeout(ctx, w.lease.TTL()/3)
 	defer cancel()
-	token, err := w.deps.Lease.Acquire(lctx, w.cfg.ReplicaID)
+	token, err := w.lease.Acquire(lctx, w.cfg.ReplicaID)
 	if err != nil {
 		if !errors.Is(err, kv.ErrLeaseHeld) && ctx.Err() == nil {
 			w.log.Warn("acquiring the lease", "err", err)
 		}
 		return 0, false
 	}
-	if _, err := w.deps.Schedules.Update(lctx, token, func(*betasync.Schedule) error { return nil }); err != nil {
+	if _, err := w.schedules.Update(lctx, token, func(*kv.Schedule) error { return nil }); err != nil {
 		w.log.Warn("taking over the schedule failed; giving the lease back", "err", err)
 		// lctx may have run out: release on a fresh deadline.
-		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), w.deps.Lease.TTL()/3)
+		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), w.lease.TTL()/3)
 		defer done()
-		_ = w.deps.Lease.Release(rctx, token)
+		_ = w.lease.Release(rctx, token)
 		return 0, false
 	}
 	return token, true

@@ -56,20 +56,18 @@ func TestRunStartup(t *testing.T) {
 	run(t, w)
 	first := events.Next(t)
 	assert.Equal(t, betasync.SourceEmbedded, first.Source, "an empty KV gets the embedded default first")
-	assert.Equal(t, betasync.Default().Hash(), first.Hash)
-	_, err := first.Mapping()
-	require.NoError(t, err)
+	assert.Equal(t, betasync.Default().Hash(), first.Hash(), "and it validates")
 
 	second := events.Next(t)
 	assert.Equal(t, betasync.SourceRemote, second.Source, "then the remote, fetched in the background")
 	assert.Greater(t, second.Version, first.Version)
-	assert.Equal(t, hashOf(t, docUpstream), second.Hash)
+	assert.Equal(t, hashOf(t, docUpstream), second.Hash())
 	assert.Equal(t, 1, up.Hits())
 
 	st := statusWhen(t, w, func(st betasync.ScheduleStatus) bool { return st.LastSuccess != nil })
 	assert.Equal(t, second.Version, st.ConfigVersion)
 	assert.Equal(t, betasync.SourceRemote, st.ConfigSource)
-	hist, err := n.store.Mappings.History(t.Context())
+	hist, err := n.Store.Mappings.History(t.Context())
 	require.NoError(t, err)
 	require.Len(t, hist, 2)
 	assert.Equal(t, betasync.SourceEmbedded, hist[0].Source)
@@ -94,7 +92,7 @@ func TestRunStartupUpstreamDown(t *testing.T) {
 			if tt.stored != nil {
 				m, err := betasync.Parse(tt.stored)
 				require.NoError(t, err)
-				storedVersion, err = n.store.Mappings.Put(ctx, betasync.NewEnvelope(m, betasync.SourceRemote, t0), 0)
+				storedVersion, err = n.Store.Mappings.Put(ctx, betasync.NewSnapshot(m, betasync.SourceRemote, t0), 0)
 				require.NoError(t, err)
 			}
 			up := newUpstream(t, status(http.StatusServiceUnavailable))
@@ -105,7 +103,7 @@ func TestRunStartupUpstreamDown(t *testing.T) {
 			assert.Contains(t, st.LastError.Message, "503")
 			assert.Nil(t, st.LastSuccess)
 			assert.Equal(t, tt.wantSource, st.ConfigSource)
-			hist, err := n.store.Mappings.History(ctx)
+			hist, err := n.Store.Mappings.History(ctx)
 			require.NoError(t, err)
 			assert.Len(t, hist, 1, "the stored mapping keeps serving")
 			if storedVersion != 0 {
@@ -124,7 +122,7 @@ func TestRunRetriesBootstrap(t *testing.T) {
 	n := connect(t, srv)
 	_, js := srv.JetStream(t)
 	ctx := t.Context()
-	require.NoError(t, js.DeleteKeyValue(ctx, betasync.BucketConfig))
+	require.NoError(t, js.DeleteKeyValue(ctx, kv.BucketConfig))
 	var out logs
 	w := newWorker(t, n, worker.Config{LocalOnly: true, Logger: out.Logger()})
 	events := subscribe(t, srv)
@@ -139,13 +137,13 @@ func TestRunRetriesBootstrap(t *testing.T) {
 		first := events.Next(t)
 		assert.Equal(t, betasync.SourceEmbedded, first.Source)
 		waitFor(t, w.Holder, "the replica takes part in the lease")
-		latest, err := n.store.Mappings.Latest(ctx)
+		latest, err := n.Store.Mappings.Latest(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, first.Version, latest.Version)
 	})
 
 	t.Run("stops while retrying", func(t *testing.T) {
-		require.NoError(t, js.DeleteKeyValue(ctx, betasync.BucketConfig))
+		require.NoError(t, js.DeleteKeyValue(ctx, kv.BucketConfig))
 		var out2 logs
 		w2 := newWorker(t, n, worker.Config{ReplicaID: "r2", LocalOnly: true, Logger: out2.Logger()})
 		stop2 := run(t, w2)
@@ -167,11 +165,11 @@ func TestRunBootstrapOverCorruptMapping(t *testing.T) {
 
 	run(t, w)
 	waitFor(t, w.Holder, "start-up completes and the replica takes the lease")
-	latest, err := n.store.Mappings.Latest(ctx)
+	latest, err := n.Store.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	assert.Greater(t, latest.Version, garbage)
 	assert.Equal(t, betasync.SourceEmbedded, latest.Source)
-	assert.Equal(t, betasync.Default().Hash(), latest.Hash)
+	assert.Equal(t, betasync.Default().Hash(), latest.Hash())
 }
 
 // TestLeaseHolderStopsBeforeTheLeaseExpires: the holder's connection stalls,
@@ -190,7 +188,7 @@ func TestLeaseHolderStopsBeforeTheLeaseExpires(t *testing.T) {
 	waitFor(t, a.Holder, "a takes the lease")
 	p.Stall()
 	waitFor(t, func() bool {
-		_, err := other.store.Lease.Acquire(ctx, "b")
+		_, err := other.Store.Lease.Acquire(ctx, "b")
 		return err == nil
 	}, "a's lease expires")
 	assert.False(t, a.Holder(), "a stopped acting before another replica could acquire the lease")
@@ -210,10 +208,10 @@ func TestRunReleasesTheLease(t *testing.T) {
 
 	stop()
 	assert.False(t, w.Holder())
-	holder, err := n.store.Lease.Holder(ctx)
+	holder, err := n.Store.Lease.Holder(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, holder, "a clean stop gives the lease back")
-	_, err = n.store.Lease.Acquire(ctx, "r2")
+	_, err = n.Store.Lease.Acquire(ctx, "r2")
 	assert.NoError(t, err, "another replica can take over at once, without waiting for the TTL")
 }
 
@@ -222,7 +220,7 @@ func TestRunWaitsForAHeldLease(t *testing.T) {
 	n := connect(t, srv)
 	ctx := t.Context()
 	// A replica that died holding the lease: it never renews or releases.
-	_, err := n.store.Lease.Acquire(ctx, "dead")
+	_, err := n.Store.Lease.Acquire(ctx, "dead")
 	require.NoError(t, err)
 
 	w := newWorker(t, n, worker.Config{ReplicaID: "r1", LocalOnly: true, CheckInterval: 20 * time.Millisecond})
@@ -269,7 +267,7 @@ func TestScheduleTwoReplicas(t *testing.T) {
 	run(t, workers["b"])
 	settle(t, workers["b"], clk)
 	start := clk.Now()
-	hist, err := nodes["a"].store.Mappings.History(ctx)
+	hist, err := nodes["a"].Store.Mappings.History(ctx)
 	require.NoError(t, err)
 	require.Len(t, hist, 2, "one default and one fetched version")
 	assert.Equal(t, betasync.SourceEmbedded, hist[0].Source)
@@ -321,7 +319,7 @@ func TestScheduleTwoReplicas(t *testing.T) {
 	dead := holderID()
 	require.NotEmpty(t, dead)
 	live := map[string]string{"a": "b", "b": "a"}[dead]
-	nodes[dead].nc.Close()
+	nodes[dead].NC.Close()
 	observer = workers[live]
 	st = step(time.Hour)
 	assert.True(t, workers[live].Holder(), "the live replica took over")
@@ -361,7 +359,7 @@ func TestScheduleRetriesWithBackoff(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, w.RunDue(), "never loaded successfully: due at once")
 			for i, delay := range tt.retries {
-				sch, _, err := n.store.Schedules.Get(ctx)
+				sch, _, err := n.Store.Schedules.Get(ctx)
 				require.NoError(t, err)
 				assert.Equal(t, i+1, sch.Failures)
 				if assert.NotNil(t, sch.NextRun) {
@@ -375,13 +373,13 @@ func TestScheduleRetriesWithBackoff(t *testing.T) {
 			assert.Equal(t, base+1+len(tt.retries), up.Hits())
 
 			up.Set(serve(docUpstream))
-			sch, _, err := n.store.Schedules.Get(ctx)
+			sch, _, err := n.Store.Schedules.Get(ctx)
 			require.NoError(t, err)
 			require.NotNil(t, sch.NextRun)
 			failedAt := clk.Now()
 			clk.Advance(sch.NextRun.Sub(clk.Now()))
 			require.True(t, w.RunDue(), "the last retry succeeds")
-			sch, _, err = n.store.Schedules.Get(ctx)
+			sch, _, err = n.Store.Schedules.Get(ctx)
 			require.NoError(t, err)
 			assert.Zero(t, sch.Failures, "a success resets the backoff")
 			if assert.NotNil(t, sch.NextRun) {
@@ -457,7 +455,7 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 
 	// Stop everything, server included, and start again on the same store.
 	stop()
-	n.nc.Close()
+	n.NC.Close()
 	srv.Stop()
 	srv = natstest.StartAt(t, addr, dir)
 	n = connect(t, srv)
@@ -501,7 +499,7 @@ func TestScheduleTakeoverFromDeadHolder(t *testing.T) {
 	clk := newClock()
 	ctx := t.Context()
 
-	ghost, err := n.store.Lease.Acquire(ctx, "ghost")
+	ghost, err := n.Store.Lease.Acquire(ctx, "ghost")
 	require.NoError(t, err)
 	w := newWorker(t, n, worker.Config{URL: up.URL, Now: clk.Now, CheckInterval: 20 * time.Millisecond, FetchTimeout: 5 * time.Second})
 	run(t, w)
@@ -509,10 +507,10 @@ func TestScheduleTakeoverFromDeadHolder(t *testing.T) {
 
 	// The ghost's last act: claim the slot due now, as a holder does
 	// before it fetches.
-	_, err = n.store.Lease.Renew(ctx, "ghost", ghost)
+	_, err = n.Store.Lease.Renew(ctx, "ghost", ghost)
 	require.NoError(t, err)
 	claimedUntil := t0.Add(10 * time.Second)
-	_, err = n.store.Schedules.Update(ctx, ghost, func(s *betasync.Schedule) error {
+	_, err = n.Store.Schedules.Update(ctx, ghost, func(s *kv.Schedule) error {
 		s.IntervalHours = 1
 		s.NextRun = &claimedUntil
 		return nil
@@ -521,7 +519,7 @@ func TestScheduleTakeoverFromDeadHolder(t *testing.T) {
 	base := up.Hits()
 
 	waitFor(t, w.Holder, "the lease expires and the live replica takes over")
-	_, err = n.store.Schedules.Update(ctx, ghost, func(s *betasync.Schedule) error {
+	_, err = n.Store.Schedules.Update(ctx, ghost, func(s *kv.Schedule) error {
 		s.IntervalHours = 99
 		return nil
 	})

@@ -59,27 +59,6 @@ type Config struct {
 	Logger        *slog.Logger
 }
 
-// MappingStore stores mapping versions (kv.Mappings).
-type MappingStore interface {
-	Latest(ctx context.Context) (betasync.Envelope, error)
-	Put(ctx context.Context, env betasync.Envelope, expected uint64) (uint64, error)
-}
-
-// ScheduleStore stores the shared schedule (kv.Schedules).
-type ScheduleStore interface {
-	Get(ctx context.Context) (betasync.Schedule, uint64, error)
-	Update(ctx context.Context, fence uint64, fn func(*betasync.Schedule) error) (betasync.Schedule, error)
-}
-
-// Lease is the worker lease (kv.Lease).
-type Lease interface {
-	TTL() time.Duration
-	Acquire(ctx context.Context, holder string) (uint64, error)
-	Renew(ctx context.Context, holder string, rev uint64) (uint64, error)
-	Release(ctx context.Context, rev uint64) error
-	Holder(ctx context.Context) (string, error)
-}
-
 // Metrics receives what the worker does; nil is fine.
 type Metrics interface {
 	ReloadFinished(trigger, outcome string, at time.Time)
@@ -88,12 +67,11 @@ type Metrics interface {
 
 // Deps are the worker's collaborators.
 type Deps struct {
-	Mappings  MappingStore
-	Schedules ScheduleStore
-	Lease     Lease
-	// Announce publishes a new version on config.updated.
-	Announce func(ctx context.Context, env betasync.Envelope) error
-	Metrics  Metrics
+	Store *kv.Store // the buckets (kv.Ensure)
+	// Announce publishes a new version on config.updated (and may hand it
+	// to the replica's own subscriber).
+	Announce func(ctx context.Context, snap *betasync.Snapshot) error
+	Metrics  Metrics // nil is fine
 }
 
 // Reload triggers and outcomes, as logged and counted.
@@ -110,10 +88,14 @@ const (
 // Worker fetches, stores and announces mapping versions. Its command methods
 // are safe for concurrent use; Run drives the lease and the schedule.
 type Worker struct {
-	cfg     Config
-	deps    Deps
-	fetcher *fetcher
-	log     *slog.Logger
+	cfg       Config
+	mappings  *kv.Mappings
+	schedules *kv.Schedules
+	lease     *kv.Lease
+	announce  func(ctx context.Context, snap *betasync.Snapshot) error
+	metrics   Metrics
+	fetcher   *fetcher
+	log       *slog.Logger
 
 	manual coalescer
 	wg     sync.WaitGroup // reload runners and the start-up reload
@@ -133,8 +115,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if cfg.ReplicaID == "" {
 		return nil, errors.New("worker: ReplicaID is required")
 	}
-	if deps.Mappings == nil || deps.Schedules == nil || deps.Lease == nil || deps.Announce == nil {
-		return nil, errors.New("worker: Mappings, Schedules, Lease and Announce are required")
+	if deps.Store == nil || deps.Announce == nil {
+		return nil, errors.New("worker: Store and Announce are required")
 	}
 	if cfg.URL == "" {
 		cfg.URL = DefaultURL
@@ -172,10 +154,14 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		}
 	}
 	w := &Worker{
-		cfg:     cfg,
-		deps:    deps,
-		fetcher: newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
-		log:     cfg.Logger,
+		cfg:       cfg,
+		mappings:  deps.Store.Mappings,
+		schedules: deps.Store.Schedules,
+		lease:     deps.Store.Lease,
+		announce:  deps.Announce,
+		metrics:   deps.Metrics,
+		fetcher:   newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
+		log:       cfg.Logger,
 	}
 	w.manual = coalescer{run: w.manualReload, wg: &w.wg}
 	return w, nil
@@ -229,33 +215,33 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		default:
 			w.log.Info("mapping unchanged", "trigger", trigger, "version", res.Version)
 		}
-		w.deps.Metrics.ReloadFinished(trigger, outcome, w.now())
+		w.metrics.ReloadFinished(trigger, outcome, w.now())
 	}()
 	start := w.now()
-	latest, err := w.stored(ctx)
+	latest, expected, err := w.stored(ctx)
 	if err != nil {
 		return res, err
 	}
-	env, m, err := w.load(ctx, latest)
+	snap, err := w.load(ctx, latest)
 	if err != nil {
 		return res, err
 	}
-	if m == nil { // not modified
-		return w.result(latest, false, nil), nil
+	if snap == nil { // not modified
+		return w.result(latest, false), nil
 	}
-	env.FetchedAt = w.now()
+	snap.FetchedAt = w.now()
 	for range 3 {
-		if m.Hash() == latest.Hash {
-			return w.result(latest, false, m), nil
+		if latest != nil && snap.Hash() == latest.Hash() {
+			return w.result(latest, false), nil
 		}
-		rev, err := w.deps.Mappings.Put(ctx, env, latest.Version)
+		rev, err := w.mappings.Put(ctx, snap, expected)
 		if betasync.ErrorCode(err) == betasync.ECONFLICT {
-			if latest, err = w.stored(ctx); err != nil {
+			if latest, expected, err = w.stored(ctx); err != nil {
 				return res, err
 			}
-			if latest.Hash != m.Hash() && !latest.FetchedAt.Before(start) {
+			if latest != nil && latest.Hash() != snap.Hash() && !latest.FetchedAt.Before(start) {
 				// Fetched after this refresh began: keep it.
-				res := w.result(latest, false, nil)
+				res := w.result(latest, false)
 				res.Message = fmt.Sprintf("anthropic-beta mapping reloaded: a concurrent reload stored version %d", latest.Version)
 				return res, nil
 			}
@@ -264,83 +250,76 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		if err != nil {
 			return res, storeErr("storing the mapping", err)
 		}
-		env.Version = rev
-		if err := w.deps.Announce(ctx, env); err != nil {
+		snap.Version = rev
+		if err := w.announce(ctx, snap); err != nil {
 			// Pods re-read KV on reconnect and on their safety interval.
 			w.log.Warn("announcing the new version failed; pods will catch up from KV", "version", rev, "err", err)
 		}
-		return w.result(env, true, m), nil
+		return w.result(snap, true), nil
 	}
 	return res, betasync.Errorf(betasync.ECONFLICT, "the stored mapping kept changing while storing a new version")
 }
 
-// stored reads the stored version to write over: a zero Envelope when none
-// is stored, and one holding only the revision when the stored entry is
-// corrupt (kv.ErrCorrupt), so that a valid version is stored over it.
-func (w *Worker) stored(ctx context.Context) (betasync.Envelope, error) {
-	latest, err := w.deps.Mappings.Latest(ctx)
+// stored reads the stored version to write over, and the revision to
+// expect when writing: nil and 0 when none is stored, and nil and the
+// entry's revision when the stored entry is not a valid version
+// (kv.ErrCorrupt), so that a valid version is stored over it, from a full
+// fetch (no conditional request on a version that cannot be trusted).
+func (w *Worker) stored(ctx context.Context) (*betasync.Snapshot, uint64, error) {
+	latest, err := w.mappings.Latest(ctx)
+	if corrupt, ok := errors.AsType[*kv.CorruptError](err); ok {
+		w.log.Warn("the stored mapping is not valid; storing a valid version over it", "version", corrupt.Revision, "err", err)
+		return nil, corrupt.Revision, nil
+	}
 	switch {
 	case err == nil:
-		return latest, nil
-	case errors.Is(err, kv.ErrCorrupt):
-		w.log.Warn("the stored mapping is corrupt; storing a valid version over it", "version", latest.Version, "err", err)
-		return betasync.Envelope{Version: latest.Version}, nil
+		return latest, latest.Version, nil
 	case betasync.ErrorCode(err) == betasync.ENOTFOUND:
-		return betasync.Envelope{}, nil
+		return nil, 0, nil
 	default:
-		return betasync.Envelope{}, betasync.Errorf(betasync.EUNAVAILABLE, "reading the stored mapping: %v", err)
+		return nil, 0, betasync.Errorf(betasync.EUNAVAILABLE, "reading the stored mapping: %v", err)
 	}
 }
 
-// load reads the mapping from the configured source. A nil mapping with no
-// error means the source answered "not modified".
-func (w *Worker) load(ctx context.Context, latest betasync.Envelope) (betasync.Envelope, *betasync.Mapping, error) {
+// load reads the mapping from the configured source. nil with no error
+// means the source answered "not modified". latest (nil when none is
+// usable) gives the validators of a conditional fetch.
+func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync.Snapshot, error) {
 	if w.cfg.LocalOnly {
-		return w.localEnvelope()
+		return w.localSnapshot()
 	}
 	var etag, lastModified string
-	if latest.Source == betasync.SourceRemote && latest.URL == w.cfg.URL {
+	if latest != nil && latest.Source == betasync.SourceRemote && latest.URL == w.cfg.URL {
 		etag, lastModified = latest.ETag, latest.LastModified
 	}
 	f, err := w.fetcher.fetch(ctx, etag, lastModified)
 	if err != nil {
-		return betasync.Envelope{}, nil, err
+		return nil, err
 	}
 	if f.notModified {
-		return betasync.Envelope{}, nil, nil
+		return nil, nil
 	}
 	m, err := betasync.Parse(f.body)
 	if err != nil {
-		return betasync.Envelope{}, nil, betasync.Errorf(betasync.EUPSTREAM, "the document at %s is not a valid mapping: %s", w.cfg.URL, betasync.ErrorMessage(err))
+		return nil, betasync.Errorf(betasync.EUPSTREAM, "the document at %s is not a valid mapping: %s", w.cfg.URL, betasync.ErrorMessage(err))
 	}
-	env := betasync.NewEnvelope(m, betasync.SourceRemote, w.now())
-	env.URL, env.ETag, env.LastModified = w.cfg.URL, f.etag, f.lastModified
-	return env, m, nil
+	snap := betasync.NewSnapshot(m, betasync.SourceRemote, w.now())
+	snap.URL, snap.ETag, snap.LastModified = w.cfg.URL, f.etag, f.lastModified
+	return snap, nil
 }
 
-// localEnvelope wraps the local file's mapping, or the embedded default.
-func (w *Worker) localEnvelope() (betasync.Envelope, *betasync.Mapping, error) {
-	m, source, err := w.localMapping()
-	if err != nil {
-		return betasync.Envelope{}, nil, err
-	}
-	env := betasync.NewEnvelope(m, source, w.now())
-	if source == betasync.SourceLocal {
-		env.URL = "file://" + w.cfg.LocalFile
-	}
-	return env, m, nil
-}
-
-// localMapping returns the local file's mapping, or the embedded default.
-func (w *Worker) localMapping() (*betasync.Mapping, string, error) {
+// localSnapshot wraps the local file's mapping, or the embedded default.
+func (w *Worker) localSnapshot() (*betasync.Snapshot, error) {
 	if w.cfg.LocalFile == "" {
-		return betasync.Default(), betasync.SourceEmbedded, nil
+		return betasync.NewSnapshot(betasync.Default(), betasync.SourceEmbedded, w.now()), nil
 	}
 	m, err := loadFile(w.cfg.LocalFile)
 	if err != nil {
-		return nil, "", betasync.Errorf(betasync.EUPSTREAM, "local mapping %s: %s", w.cfg.LocalFile, betasync.ErrorMessage(err))
+		return nil, betasync.Errorf(betasync.EUPSTREAM, "local mapping %s: %s", w.cfg.LocalFile, betasync.ErrorMessage(err))
 	}
-	return m, betasync.SourceLocal, nil
+	snap := betasync.NewSnapshot(m, betasync.SourceLocal, w.now())
+	snap.URL = "file://" + w.cfg.LocalFile
+	return snap, nil
 }
 
 func loadFile(path string) (*betasync.Mapping, error) {
@@ -351,32 +330,23 @@ func loadFile(path string) (*betasync.Mapping, error) {
 	return betasync.Parse(data)
 }
 
-// result describes env, the version now stored. m is its mapping when the
-// caller has it; otherwise it is decoded from env.
-func (w *Worker) result(env betasync.Envelope, changed bool, m *betasync.Mapping) betasync.ReloadResult {
-	msg := fmt.Sprintf("anthropic-beta mapping reloaded: version %d unchanged", env.Version)
+// result describes snap, the version now stored.
+func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadResult {
+	msg := fmt.Sprintf("anthropic-beta mapping reloaded: version %d unchanged", snap.Version)
 	if changed {
-		msg = fmt.Sprintf("anthropic-beta mapping reloaded: new version %d", env.Version)
-	}
-	if m == nil && env.Config != nil {
-		m, _ = env.Mapping() // a stored version was validated when it was stored
-	}
-	var providers int
-	var warnings []string
-	if m != nil {
-		providers, warnings = len(m.Providers()), m.Warnings()
+		msg = fmt.Sprintf("anthropic-beta mapping reloaded: new version %d", snap.Version)
 	}
 	return betasync.ReloadResult{
 		Status:         betasync.StatusSuccess,
 		Message:        msg,
-		Warnings:       warnings,
-		ProvidersCount: providers,
+		Warnings:       snap.Warnings(),
+		ProvidersCount: len(snap.Providers()),
 		Timestamp:      w.now(),
-		Version:        env.Version,
+		Version:        snap.Version,
 		Changed:        changed,
-		Source:         env.Source,
-		Hash:           env.Hash,
-		URL:            env.URL,
+		Source:         snap.Source,
+		Hash:           snap.Hash(),
+		URL:            snap.URL,
 	}
 }
 
@@ -388,7 +358,7 @@ func (w *Worker) result(env betasync.Envelope, changed bool, m *betasync.Mapping
 // backoff; a failed manual or start-up run leaves next_run alone.
 func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runErr error) {
 	now := w.now()
-	_, err := w.deps.Schedules.Update(ctx, fence, func(s *betasync.Schedule) error {
+	_, err := w.schedules.Update(ctx, fence, func(s *kv.Schedule) error {
 		s.LastRun = &now
 		if runErr != nil {
 			s.LastError = &betasync.RunError{Time: now, Message: betasync.ErrorMessage(runErr)}
@@ -433,7 +403,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.Sched
 		return betasync.ScheduleResult{}, err
 	}
 	now := w.now()
-	s, err := w.deps.Schedules.Update(ctx, 0, func(s *betasync.Schedule) error {
+	s, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours = hours
 		s.Failures = 0
 		next := now
@@ -460,7 +430,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.Sched
 
 // CancelSchedule stops scheduled reloads.
 func (w *Worker) CancelSchedule(ctx context.Context) (betasync.CancelResult, error) {
-	_, err := w.deps.Schedules.Update(ctx, 0, func(s *betasync.Schedule) error {
+	_, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours, s.NextRun, s.Failures = 0, nil, 0
 		return nil
 	})
@@ -477,27 +447,27 @@ func (w *Worker) CancelSchedule(ctx context.Context) (betasync.CancelResult, err
 
 // Status returns the shared schedule and the current version.
 func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
-	s, _, err := w.deps.Schedules.Get(ctx)
+	s, _, err := w.schedules.Get(ctx)
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the schedule", err)
 	}
-	latest, err := w.deps.Mappings.Latest(ctx)
-	if err != nil && betasync.ErrorCode(err) != betasync.ENOTFOUND {
+	latest, err := w.mappings.Latest(ctx)
+	if err != nil && betasync.ErrorCode(err) != betasync.ENOTFOUND && !errors.Is(err, kv.ErrCorrupt) {
 		return betasync.ScheduleStatus{}, storeErr("reading the mapping", err)
 	}
-	holder, err := w.deps.Lease.Holder(ctx)
+	holder, err := w.lease.Holder(ctx)
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the lease", err)
 	}
 	st := betasync.ScheduleStatus{
-		Scheduled:     s.IntervalHours > 0,
-		LastRun:       s.LastRun,
-		LastSuccess:   s.LastSuccess,
-		LastError:     s.LastError,
-		ConfigVersion: latest.Version,
-		ConfigSource:  latest.Source,
-		ConfigHash:    latest.Hash,
-		LockHolder:    holder,
+		Scheduled:   s.IntervalHours > 0,
+		LastRun:     s.LastRun,
+		LastSuccess: s.LastSuccess,
+		LastError:   s.LastError,
+		LockHolder:  holder,
+	}
+	if latest != nil {
+		st.ConfigVersion, st.ConfigSource, st.ConfigHash = latest.Version, latest.Source, latest.Hash()
 	}
 	if st.Scheduled {
 		st.IntervalHours = &s.IntervalHours

@@ -22,6 +22,7 @@ import (
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/internal/testbed"
 	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/worker"
 )
@@ -30,10 +31,8 @@ func TestNewValidatesConfig(t *testing.T) {
 	srv := natstest.Start(t)
 	n := connect(t, srv)
 	deps := worker.Deps{
-		Mappings:  n.store.Mappings,
-		Schedules: n.store.Schedules,
-		Lease:     n.store.Lease,
-		Announce:  func(context.Context, betasync.Envelope) error { return nil },
+		Store:    n.Store,
+		Announce: func(context.Context, *betasync.Snapshot) error { return nil },
 	}
 	noAnnounce := deps
 	noAnnounce.Announce = nil
@@ -72,7 +71,7 @@ func TestReload(t *testing.T) {
 
 	res, err := w.Reload(ctx)
 	require.NoError(t, err)
-	latest, err := n.store.Mappings.Latest(ctx)
+	latest, err := n.Store.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, betasync.StatusSuccess, res.Status)
 	assert.True(t, res.Changed)
@@ -89,13 +88,11 @@ func TestReload(t *testing.T) {
 	t.Run("announced", func(t *testing.T) {
 		env := events.Next(t)
 		assert.Equal(t, res.Version, env.Version)
-		assert.Equal(t, res.Hash, env.Hash)
+		assert.Equal(t, res.Hash, env.Hash())
 		assert.Equal(t, betasync.SourceRemote, env.Source)
 		assert.Equal(t, up.URL, env.URL)
 		assert.Equal(t, t0, env.FetchedAt)
-		m, err := env.Mapping()
-		require.NoError(t, err, "the announced config validates against its hash")
-		assert.Len(t, m.Providers(), 7)
+		assert.Len(t, env.Providers(), 7, "the announced config validates against its hash")
 	})
 
 	t.Run("identical content", func(t *testing.T) {
@@ -106,7 +103,7 @@ func TestReload(t *testing.T) {
 		assert.Equal(t, res.Hash, again.Hash)
 		assert.Equal(t, 7, again.ProvidersCount)
 		assert.Contains(t, again.Message, "unchanged")
-		latest, err := n.store.Mappings.Latest(ctx)
+		latest, err := n.Store.Mappings.Latest(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, res.Version, latest.Version, "no new version")
 		assert.Equal(t, 2, up.Hits())
@@ -123,7 +120,7 @@ func TestReload(t *testing.T) {
 		// announced nothing.
 		env := events.Next(t)
 		assert.Equal(t, next.Version, env.Version)
-		assert.Equal(t, hashOf(t, docSmall), env.Hash)
+		assert.Equal(t, hashOf(t, docSmall), env.Hash())
 		assert.Zero(t, events.Pending(t))
 	})
 
@@ -173,7 +170,7 @@ func TestReloadKeepsNewerVersionOfAnotherWriter(t *testing.T) {
 	// Another replica stored a version of the same content first.
 	m, err := betasync.Parse(docUpstream)
 	require.NoError(t, err)
-	rev, err := n.store.Mappings.Put(ctx, betasync.NewEnvelope(m, betasync.SourceRemote, t0), 0)
+	rev, err := n.Store.Mappings.Put(ctx, betasync.NewSnapshot(m, betasync.SourceRemote, t0), 0)
 	require.NoError(t, err)
 
 	res, err := w.Reload(ctx)
@@ -191,13 +188,13 @@ func TestReloadLosesRaceWhileFetching(t *testing.T) {
 		name string
 		// store stores the competing version while a's fetch is held, and
 		// returns its version.
-		store func(t *testing.T, n node, clk *clock, up *upstream) uint64
+		store func(t *testing.T, n node, clk *clock, up *testbed.Upstream) uint64
 		// kept: a keeps the competing version; otherwise a stores its own.
 		kept bool
 	}{
 		{
 			name: "a reload that began later wins",
-			store: func(t *testing.T, n node, clk *clock, up *upstream) uint64 {
+			store: func(t *testing.T, n node, clk *clock, up *testbed.Upstream) uint64 {
 				// Replica b reloads after a began: it fetches the
 				// upstream's newer document and stores it.
 				b := newWorker(t, n, worker.Config{ReplicaID: "b", URL: up.URL, Now: clk.Now})
@@ -210,11 +207,11 @@ func TestReloadLosesRaceWhileFetching(t *testing.T) {
 		},
 		{
 			name: "a version fetched before a began is replaced",
-			store: func(t *testing.T, n node, _ *clock, _ *upstream) uint64 {
+			store: func(t *testing.T, n node, _ *clock, _ *testbed.Upstream) uint64 {
 				// Like the start-up default another replica stores.
 				m, err := betasync.Parse(docSmall)
 				require.NoError(t, err)
-				rev, err := n.store.Mappings.Put(t.Context(), betasync.NewEnvelope(m, betasync.SourceEmbedded, t0.Add(-time.Second)), 0)
+				rev, err := n.Store.Mappings.Put(t.Context(), betasync.NewSnapshot(m, betasync.SourceEmbedded, t0.Add(-time.Second)), 0)
 				require.NoError(t, err)
 				return rev
 			},
@@ -267,9 +264,9 @@ func TestReloadLosesRaceWhileFetching(t *testing.T) {
 			}
 			require.NoError(t, got.err)
 
-			latest, err := n.store.Mappings.Latest(ctx)
+			latest, err := n.Store.Mappings.Latest(ctx)
 			require.NoError(t, err)
-			hist, err := n.store.Mappings.History(ctx)
+			hist, err := n.Store.Mappings.History(ctx)
 			require.NoError(t, err)
 			if tt.kept {
 				assert.False(t, got.res.Changed, "a stores nothing")
@@ -278,14 +275,14 @@ func TestReloadLosesRaceWhileFetching(t *testing.T) {
 				assert.Equal(t, 2, got.res.ProvidersCount)
 				assert.Contains(t, got.res.Message, fmt.Sprintf("a concurrent reload stored version %d", winner))
 				assert.Equal(t, winner, latest.Version, "the newer version stays current")
-				assert.Equal(t, hashOf(t, docSmall), latest.Hash, "the fleet does not regress to a's older document")
+				assert.Equal(t, hashOf(t, docSmall), latest.Hash(), "the fleet does not regress to a's older document")
 				assert.Len(t, hist, 1)
 				return
 			}
 			assert.True(t, got.res.Changed)
 			assert.Greater(t, got.res.Version, winner)
 			assert.Equal(t, got.res.Version, latest.Version)
-			assert.Equal(t, hashOf(t, docUpstream), latest.Hash, "a's fetch is newer than the stored version")
+			assert.Equal(t, hashOf(t, docUpstream), latest.Hash(), "a's fetch is newer than the stored version")
 			assert.Len(t, hist, 2)
 		})
 	}
@@ -303,23 +300,23 @@ func TestReloadOverCorruptMapping(t *testing.T) {
 	require.NoError(t, err, "a corrupt stored entry does not block reloads")
 	assert.True(t, res.Changed)
 	assert.Greater(t, res.Version, garbage)
-	latest, err := n.store.Mappings.Latest(ctx)
+	latest, err := n.Store.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, res.Version, latest.Version)
-	assert.Equal(t, hashOf(t, docUpstream), latest.Hash)
+	assert.Equal(t, hashOf(t, docUpstream), latest.Hash())
 }
 
 // putGarbage stores an entry that is not an envelope as the current mapping,
 // straight through JetStream KV, and returns its revision.
 func putGarbage(t *testing.T, n node) uint64 {
 	t.Helper()
-	js, err := jetstream.New(n.nc)
+	js, err := jetstream.New(n.NC)
 	require.NoError(t, err)
-	bucket, err := js.KeyValue(t.Context(), betasync.BucketConfig)
+	bucket, err := js.KeyValue(t.Context(), kv.BucketConfig)
 	require.NoError(t, err)
-	rev, err := bucket.Put(t.Context(), betasync.KeyMapping, []byte("\x00 not an envelope"))
+	rev, err := bucket.Put(t.Context(), kv.KeyMapping, []byte("\x00 not an envelope"))
 	require.NoError(t, err)
-	_, err = n.store.Mappings.Latest(t.Context())
+	_, err = n.Store.Mappings.Latest(t.Context())
 	require.ErrorIs(t, err, kv.ErrCorrupt)
 	return rev
 }
@@ -345,7 +342,7 @@ func TestReloadLargerThanMaxPayload(t *testing.T) {
 	}
 	doc.WriteString(`}}`)
 	up := newUpstream(t, serve([]byte(doc.String())))
-	w := newWorker(t, node{nc: nc, store: st}, worker.Config{URL: up.URL})
+	w := newWorker(t, node{NC: nc, Store: st}, worker.Config{URL: up.URL})
 
 	_, err = w.Reload(t.Context())
 	requireCode(t, err, betasync.EUPSTREAM, "more than the NATS server's max_payload (16384 bytes)", "raise max_payload")
@@ -359,7 +356,7 @@ func TestSetSchedule(t *testing.T) {
 	ctx := t.Context()
 
 	t.Run("invalid", func(t *testing.T) {
-		_, before, err := n.store.Schedules.Get(ctx)
+		_, before, err := n.Store.Schedules.Get(ctx)
 		require.NoError(t, err)
 		for _, tt := range []struct {
 			name  string
@@ -376,7 +373,7 @@ func TestSetSchedule(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := w.SetSchedule(ctx, tt.hours)
 				requireCode(t, err, betasync.EINVALID, "hours must be")
-				_, after, err := n.store.Schedules.Get(ctx)
+				_, after, err := n.Store.Schedules.Get(ctx)
 				require.NoError(t, err)
 				assert.Equal(t, before, after, "nothing changed")
 			})
@@ -471,7 +468,7 @@ func TestCancelSchedule(t *testing.T) {
 		assert.False(t, st.Scheduled)
 		assert.Nil(t, st.IntervalHours)
 		assert.Nil(t, st.NextRun)
-		sch, _, err := n.store.Schedules.Get(ctx)
+		sch, _, err := n.Store.Schedules.Get(ctx)
 		require.NoError(t, err)
 		assert.Zero(t, sch.IntervalHours)
 		assert.Nil(t, sch.NextRun)
@@ -507,9 +504,9 @@ func TestStatus(t *testing.T) {
 	require.Error(t, reloadErr)
 	_, err = w.SetSchedule(ctx, 2)
 	require.NoError(t, err)
-	token, err := n.store.Lease.Acquire(ctx, "replica-b")
+	token, err := n.Store.Lease.Acquire(ctx, "replica-b")
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = n.store.Lease.Release(context.WithoutCancel(ctx), token) })
+	t.Cleanup(func() { _ = n.Store.Lease.Release(context.WithoutCancel(ctx), token) })
 
 	st, err := w.Status(ctx)
 	require.NoError(t, err)

@@ -4,16 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,269 +26,229 @@ import (
 	"github.com/betasync/betasync/worker"
 )
 
+// daemon is one replica: the parts runDaemon starts, in order, and the steps
+// that stop them, run in reverse.
+type daemon struct {
+	cfg    config
+	log    *slog.Logger
+	stdout io.Writer
+
+	keys  *httpapi.Keyring       // API replicas only
+	ln    net.Listener           // the admin API's port
+	url   string                 // the NATS to join (the embedded one's without NATS_URL)
+	nc    *nats.Conn             // the replica's one connection
+	met   *metrics.Metrics       // what this replica did
+	sub   *subscriber.Subscriber // the version this replica serves
+	serve chan error             // the admin API's Serve result
+
+	stops []func() // undo the started steps, last first
+}
+
 // runDaemon runs the API and/or the worker until ctx ends, then shuts down
-// in order: stop taking requests and finish those in flight, stop the
-// command service, release the lease, drain NATS, stop the embedded server.
+// in reverse order: stop taking requests and finish those in flight, stop
+// the command service, stop the worker (releasing the lease), close the
+// subscriber, drain NATS, stop the embedded server.
 func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr).With("replica", cfg.replicaID)
-
-	var keys *httpapi.Keyring
-	if cfg.api {
-		if keys, err = loadKeyring(cfg, stdout, log); err != nil {
+	d := &daemon{cfg: cfg, log: newLogger(cfg, stderr).With("replica", cfg.replicaID), stdout: stdout, met: metrics.New()}
+	defer d.stop()
+	for _, step := range []func(context.Context) error{
+		d.loadKeys,    // API replicas: never start without a key
+		d.listen,      // take the HTTP port first: a replica that cannot serve must not join
+		d.startNATS,   // the embedded server, unless NATS_URL is set
+		d.connect,     // one connection for everything
+		d.subscribe,   // the version this replica serves
+		d.startWorker, // worker replicas: buckets, the worker, the command service
+		d.serveHTTP,   // the admin API (or health and metrics only)
+	} {
+		if err := step(ctx); err != nil {
 			return err
 		}
 	}
-	// Take the HTTP port first: a replica that cannot serve should not join
-	// the fleet, not even briefly.
-	ln, err := net.Listen("tcp", cfg.httpAddr)
-	if err != nil {
-		return fmt.Errorf("BETASYNC_HTTP_ADDR=%q: %w", cfg.httpAddr, err)
-	}
-	defer ln.Close() // for early returns; Shutdown closes it otherwise
-
-	natsURL := cfg.natsURL
-	if natsURL == "" {
-		srv, err := embednats.Start(embednats.Config{Listen: cfg.natsListen, StoreDir: cfg.dataDir, Logger: log})
-		if err != nil {
-			return fmt.Errorf("BETASYNC_NATS_LISTEN=%q: %w", cfg.natsListen, err)
-		}
-		defer stopServer(srv, log)
-		natsURL = srv.ClientURL()
-		fmt.Fprintf(stdout, "betasync: embedded NATS at %s (JetStream in %s)\n", natsURL, cfg.dataDir)
-	}
-	nc, err := connect(ctx, cfg, natsURL, log)
-	if err != nil {
-		return err
-	}
-	defer drain(nc, log)
-
-	met := metrics.New()
-	//nolint:contextcheck // long-lived: the subscriber stops on Close, not with a ctx
-	sub, err := subscriber.New(nc,
-		subscriber.WithLogger(log.With("component", "subscriber")),
-		subscriber.WithOnUpdate(func(s subscriber.Snapshot) { met.SetVersion(s.Version) }),
-	)
-	if err != nil {
-		return fmt.Errorf("subscribing to mapping updates: %w", err)
-	}
-	defer sub.Close()
-
-	var workers sync.WaitGroup
-	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopWorker(); workers.Wait() }()
-	if cfg.worker {
-		svc, err := startWorker(ctx, workerCtx, cfg, nc, met, log, &workers)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err := svc.Stop(); err != nil {
-				log.Warn("stopping the command service", "err", err)
-			}
-		}()
-	}
-
-	commandTimeout := cfg.fetchTimeout + 20*time.Second
-	api := httpapi.Config{
-		Logger:   log.With("component", "http"),
-		Observer: met,
-		Metrics:  met.Handler(),
-		Ready: func(context.Context) error {
-			if !nc.IsConnected() {
-				return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS (%s)", nc.Status())
-			}
-			return nil
-		},
-	}
-	if cfg.api {
-		client := publisher.NewClient(nc)
-		api.Commands = client
-		api.Ready = client.Ping
-		api.Mapping = sub
-		api.Keys = keys
-		api.CommandTimeout = commandTimeout
-	}
-	httpSrv := &http.Server{
-		Handler:           httpapi.NewServer(api),
-		ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout:      commandTimeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	if cfg.api {
-		fmt.Fprintf(stdout, "betasync: admin API at http://%s\n", ln.Addr())
-	} else {
-		fmt.Fprintf(stdout, "betasync: worker only; health and metrics at http://%s\n", ln.Addr())
-	}
-	log.Info("ready", "http", ln.Addr().String(), "nats", natsURL, "version", version, "mapping_version", sub.Current().Version)
-
+	d.log.Info("ready", "http", d.ln.Addr().String(), "nats", redact(d.url), "version", version, "mapping_version", d.sub.Current().Version)
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
+		d.log.Info("shutting down")
+		return nil
+	case err := <-d.serve:
 		return fmt.Errorf("admin API: %w", err)
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdown)
-	defer cancel()
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		log.Warn("admin API shutdown: requests still in flight were cut off", "err", err)
-	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	return nil
 }
 
-// startWorker ensures the buckets, starts the worker's Run on workers, and
-// serves its commands.
-func startWorker(ctx, workerCtx context.Context, cfg config, nc *nats.Conn, met *metrics.Metrics, log *slog.Logger, workers *sync.WaitGroup) (*publisher.Service, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
+// onStop registers the undo of a started step.
+func (d *daemon) onStop(fn func()) { d.stops = append(d.stops, fn) }
+
+// stop undoes the started steps, last first.
+func (d *daemon) stop() {
+	for _, fn := range slices.Backward(d.stops) {
+		fn()
 	}
-	// JetStream may still be electing leaders when the daemon starts: retry
-	// within the same bound as the connection.
-	deadline := time.Now().Add(cfg.connectTimeout)
-	var store *kv.Store
-	for {
-		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		store, err = kv.Ensure(kctx, js, kv.Config{Replicas: cfg.kvReplicas, LockTTL: cfg.lockTTL})
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("creating the KV buckets (BETASYNC_KV_REPLICAS=%d) within BETASYNC_NATS_CONNECT_TIMEOUT (%s): %w", cfg.kvReplicas, cfg.connectTimeout, err)
-		}
-		log.Warn("KV buckets not ready yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	w, err := worker.New(worker.Config{
-		ReplicaID:     cfg.replicaID,
-		URL:           cfg.url,
-		LocalOnly:     cfg.localOnly,
-		LocalFile:     cfg.localFile,
-		FetchTimeout:  cfg.fetchTimeout,
-		CheckInterval: cfg.checkInterval,
-		UserAgent:     "betasync/" + version + " (+https://github.com/betasync/betasync)",
-		Logger:        log.With("component", "worker"),
-	}, worker.Deps{
-		Mappings:  store.Mappings,
-		Schedules: store.Schedules,
-		Lease:     store.Lease,
-		Announce: func(ctx context.Context, env betasync.Envelope) error {
-			return publisher.Announce(ctx, nc, env)
-		},
-		Metrics: met,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("LITELLM_ANTHROPIC_BETA_HEADERS_URL / BETASYNC_LOCAL_CONFIG: %w", err)
-	}
-	workers.Go(func() {
-		if err := w.Run(workerCtx); err != nil {
-			log.Error("worker stopped", "err", err)
-		}
-	})
-	//nolint:contextcheck // long-lived: each command gets its own timeout; the service stops on Stop
-	svc, err := publisher.Serve(nc, w, publisher.ServiceConfig{
-		Version:   serviceVersion(),
-		ReplicaID: cfg.replicaID,
-		Timeout:   cfg.fetchTimeout + 15*time.Second,
-		Logger:    log.With("component", "service"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("starting the betasync micro service: %w", err)
-	}
-	return svc, nil
 }
 
-// loadKeyring builds the API keys. With none configured, it generates a
-// master key and prints it once, so the daemon never runs open.
-func loadKeyring(cfg config, stdout io.Writer, log *slog.Logger) (*httpapi.Keyring, error) {
+// loadKeys builds the API keys. With none configured, it generates a master
+// key and prints it once, so the daemon never runs open.
+func (d *daemon) loadKeys(context.Context) error {
+	if !d.cfg.api {
+		return nil
+	}
 	var keys []httpapi.Key
-	if cfg.keysFile != "" {
+	if d.cfg.keysFile != "" {
 		var err error
-		if keys, err = httpapi.LoadKeys(cfg.keysFile); err != nil {
-			return nil, fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
+		if keys, err = httpapi.LoadKeys(d.cfg.keysFile); err != nil {
+			return fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
 		}
 	}
-	master := cfg.masterKey
+	master := d.cfg.masterKey
 	if master == "" && len(keys) == 0 {
 		var b [24]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 		master = "sk-" + base64.RawURLEncoding.EncodeToString(b[:])
-		fmt.Fprintf(stdout, "betasync: LITELLM_MASTER_KEY is not set; this run's master key is %s\n", master)
-		log.Warn("no API key configured: generated a master key for this run and printed it on stdout")
+		fmt.Fprintf(d.stdout, "betasync: LITELLM_MASTER_KEY is not set; this run's master key is %s\n", master)
+		d.log.Warn("no API key configured: generated a master key for this run and printed it on stdout")
 	}
 	kr, err := httpapi.NewKeyring(master, keys)
 	if err != nil {
-		return nil, fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
+		return fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
 	}
 	if master == "" && !slices.ContainsFunc(keys, func(k httpapi.Key) bool { return k.Role == httpapi.RoleAdmin }) {
-		log.Warn("no admin key: no LITELLM_MASTER_KEY and no admin key in BETASYNC_KEYS_FILE; reloads and schedules are only possible over NATS")
+		d.log.Warn("no admin key: no LITELLM_MASTER_KEY and no admin key in BETASYNC_KEYS_FILE; reloads and schedules are only possible over NATS")
 	}
-	return kr, nil
+	d.keys = kr
+	return nil
 }
 
-// connect dials NATS, retrying until BETASYNC_NATS_CONNECT_TIMEOUT, then
-// reconnects forever.
-func connect(ctx context.Context, cfg config, url string, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name("betasync " + cfg.replicaID),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500 * time.Millisecond),
-		// Fail writes while disconnected instead of replaying them later:
-		// a lease renewal or KV write that already timed out must not land
-		// after the fact.
-		nats.ReconnectBufSize(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted()) }),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			subject := ""
-			if sub != nil {
-				subject = sub.Subject
-			}
-			log.Warn("NATS error", "subject", subject, "err", err)
-		}),
+func (d *daemon) listen(context.Context) error {
+	ln, err := net.Listen("tcp", d.cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("BETASYNC_HTTP_ADDR=%q: %w", d.cfg.httpAddr, err)
 	}
-	if cfg.natsUser != "" {
-		opts = append(opts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
+	d.ln = ln
+	d.onStop(func() { _ = ln.Close() }) // Shutdown has closed it, unless serving never started
+	return nil
+}
+
+func (d *daemon) startNATS(context.Context) error {
+	d.url = d.cfg.natsURL
+	if d.url != "" {
+		return nil
 	}
-	if cfg.natsToken != "" {
-		opts = append(opts, nats.Token(cfg.natsToken))
+	srv, err := embednats.Start(embednats.Config{Listen: d.cfg.natsListen, StoreDir: d.cfg.dataDir, Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("BETASYNC_NATS_LISTEN=%q: %w", d.cfg.natsListen, err)
 	}
-	if cfg.natsCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.natsCreds))
+	d.onStop(func() { stopServer(srv, d.log) })
+	d.url = srv.ClientURL()
+	fmt.Fprintf(d.stdout, "betasync: embedded NATS at %s (JetStream in %s)\n", d.url, d.cfg.dataDir)
+	return nil
+}
+
+func (d *daemon) connect(ctx context.Context) error {
+	nc, err := connect(ctx, d.cfg, d.url, d.log)
+	if err != nil {
+		return err
 	}
-	if cfg.natsCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.natsCA))
+	d.nc = nc
+	d.onStop(func() { drain(nc, d.log) })
+	return nil
+}
+
+func (d *daemon) subscribe(context.Context) error {
+	//nolint:contextcheck // long-lived: the subscriber stops on Close, not with a ctx
+	sub, err := subscriber.New(d.nc,
+		subscriber.WithLogger(d.log.With("component", "subscriber")),
+		subscriber.WithOnUpdate(func(s *betasync.Snapshot) { d.met.SetVersion(s.Version) }),
+	)
+	if err != nil {
+		return fmt.Errorf("subscribing to mapping updates: %w", err)
 	}
-	if cfg.natsCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.natsCert, cfg.natsKey))
+	d.sub = sub
+	d.onStop(sub.Close)
+	return nil
+}
+
+// startWorker ensures the buckets, runs the worker, and serves the
+// commands, on worker replicas.
+func (d *daemon) startWorker(ctx context.Context) error {
+	if !d.cfg.worker {
+		return nil
 	}
-	deadline := time.Now().Add(cfg.connectTimeout)
+	store, err := d.ensureBuckets(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Config{
+		ReplicaID:     d.cfg.replicaID,
+		URL:           d.cfg.url,
+		LocalOnly:     d.cfg.localOnly,
+		LocalFile:     d.cfg.localFile,
+		FetchTimeout:  d.cfg.fetchTimeout,
+		CheckInterval: d.cfg.checkInterval,
+		UserAgent:     "betasync/" + version + " (+https://github.com/betasync/betasync)",
+		Logger:        d.log.With("component", "worker"),
+	}, worker.Deps{
+		Store: store,
+		Announce: func(ctx context.Context, snap *betasync.Snapshot) error {
+			d.sub.Offer(snap) // served here at once, and not decoded a second time
+			return publisher.Announce(ctx, d.nc, snap)
+		},
+		Metrics: d.met,
+	})
+	if err != nil {
+		return fmt.Errorf("LITELLM_ANTHROPIC_BETA_HEADERS_URL / BETASYNC_LOCAL_CONFIG: %w", err)
+	}
+	// The worker outlives ctx: it stops when its step is undone, after the
+	// command service, so commands in flight finish first.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(wctx); err != nil {
+			d.log.Error("worker stopped", "err", err)
+		}
+	}()
+	d.onStop(func() { cancel(); <-done })
+
+	//nolint:contextcheck // long-lived: each command gets its own timeout; the service stops on Stop
+	svc, err := publisher.Serve(d.nc, w, publisher.ServiceConfig{
+		Version:   serviceVersion(),
+		ReplicaID: d.cfg.replicaID,
+		Timeout:   d.cfg.fetchTimeout + 15*time.Second,
+		Logger:    d.log.With("component", "service"),
+	})
+	if err != nil {
+		return fmt.Errorf("starting the betasync micro service: %w", err)
+	}
+	d.onStop(func() {
+		if err := svc.Stop(); err != nil {
+			d.log.Warn("stopping the command service", "err", err)
+		}
+	})
+	return nil
+}
+
+// ensureBuckets creates or updates the KV buckets. JetStream may still be
+// electing leaders when the daemon starts: it retries within the same bound
+// as the connection.
+func (d *daemon) ensureBuckets(ctx context.Context) (*kv.Store, error) {
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(d.cfg.connectTimeout)
 	for {
-		nc, err := nats.Connect(url, opts...)
+		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		store, err := kv.Ensure(kctx, js, kv.Config{Replicas: d.cfg.kvReplicas, LockTTL: d.cfg.lockTTL})
+		cancel()
 		if err == nil {
-			return nc, nil
+			return store, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("NATS_URL=%q: cannot connect within BETASYNC_NATS_CONNECT_TIMEOUT (%s): %w", redact(url), cfg.connectTimeout, err)
+			return nil, fmt.Errorf("creating the KV buckets (BETASYNC_KV_REPLICAS=%d) within BETASYNC_NATS_CONNECT_TIMEOUT (%s): %w", d.cfg.kvReplicas, d.cfg.connectTimeout, err)
 		}
-		log.Warn("NATS not reachable yet; retrying", "err", err)
+		d.log.Warn("KV buckets not ready yet; retrying", "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
@@ -300,30 +256,48 @@ func connect(ctx context.Context, cfg config, url string, log *slog.Logger) (*na
 	}
 }
 
-// redact hides passwords in a (comma-separated) NATS URL.
-func redact(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
+// serveHTTP serves the admin API on an API replica, and health and metrics
+// on a worker-only one.
+func (d *daemon) serveHTTP(ctx context.Context) error {
+	commandTimeout := d.cfg.fetchTimeout + 20*time.Second
+	api := httpapi.Config{
+		Logger:   d.log.With("component", "http"),
+		Observer: d.met,
+		Metrics:  d.met.Handler(),
+		Ready: func(context.Context) error {
+			if !d.nc.IsConnected() {
+				return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS (%s)", d.nc.Status())
+			}
+			return nil
+		},
+	}
+	if d.cfg.api {
+		client := publisher.NewClient(d.nc)
+		api.Commands, api.Ready, api.Mapping, api.Keys = client, client.Ping, d.sub, d.keys
+		api.CommandTimeout = commandTimeout
+	}
+	srv := &http.Server{
+		Handler:           httpapi.NewServer(api),
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      commandTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	d.serve = make(chan error, 1)
+	go func() { d.serve <- srv.Serve(d.ln) }()
+	d.onStop(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.shutdown)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			d.log.Warn("admin API shutdown: requests still in flight were cut off", "err", err)
 		}
+	})
+	if d.cfg.api {
+		fmt.Fprintf(d.stdout, "betasync: admin API at http://%s\n", d.ln.Addr())
+	} else {
+		fmt.Fprintf(d.stdout, "betasync: worker only; health and metrics at http://%s\n", d.ln.Addr())
 	}
-	return strings.Join(parts, ",")
-}
-
-func drain(nc *nats.Conn, log *slog.Logger) {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		log.Warn("draining NATS", "err", err)
-		nc.Close()
-		return
-	}
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		nc.Close()
-	}
+	return nil
 }
 
 func stopServer(srv *server.Server, log *slog.Logger) {

@@ -31,8 +31,8 @@ func envFunc(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
-// daemon is a running betasync started through run, as main starts it.
-type daemon struct {
+// testDaemon is a running betasync started through run, as main starts it.
+type testDaemon struct {
 	url    string // admin API base URL
 	stdout *syncbuf.Buffer
 	stderr *syncbuf.Buffer
@@ -44,7 +44,7 @@ var apiLine = regexp.MustCompile(`admin API at (http://\S+)`)
 
 // startDaemon runs the daemon on random ports with env on top of test
 // defaults, and waits for its API.
-func startDaemon(t *testing.T, env map[string]string) *daemon {
+func startDaemon(t *testing.T, env map[string]string) *testDaemon {
 	t.Helper()
 	full := map[string]string{
 		"BETASYNC_NATS_LISTEN":                 "127.0.0.1:-1",
@@ -56,7 +56,7 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 	}
 	maps.Copy(full, env)
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, stop: cancel, done: make(chan error, 1)}
+	d := &testDaemon{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
 		d.done <- run(ctx, []string{"betasync"}, envFunc(full), strings.NewReader(""), d.stdout, d.stderr)
 	}()
@@ -66,7 +66,7 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 		case err := <-d.done:
 			assert.NoError(t, err)
 		case <-time.After(20 * time.Second):
-			t.Error("daemon did not stop")
+			t.Error("testDaemon did not stop")
 		}
 	})
 	require.Eventually(t, func() bool {
@@ -76,12 +76,12 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 		}
 		d.url = m[1]
 		return true
-	}, 10*time.Second, 10*time.Millisecond, "daemon did not start; stderr:\n%s", d.stderr)
+	}, 10*time.Second, 10*time.Millisecond, "testDaemon did not start; stderr:\n%s", d.stderr)
 	return d
 }
 
-// shutdown stops the daemon and returns run's result.
-func (d *daemon) shutdown(t *testing.T) error {
+// shutdown stops the testDaemon and returns run's result.
+func (d *testDaemon) shutdown(t *testing.T) error {
 	t.Helper()
 	d.stop()
 	select {
@@ -89,12 +89,12 @@ func (d *daemon) shutdown(t *testing.T) error {
 		d.done <- err // for the cleanup
 		return err
 	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not stop")
+		t.Fatal("testDaemon did not stop")
 		return nil
 	}
 }
 
-func (d *daemon) call(t *testing.T, method, path string, out any) int {
+func (d *testDaemon) call(t *testing.T, method, path string, out any) int {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, d.url+path, nil)
 	require.NoError(t, err)
@@ -206,7 +206,7 @@ func TestDaemonGeneratesMasterKey(t *testing.T) {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the daemon must not run open")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the testDaemon must not run open")
 
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err = http.DefaultClient.Do(req)
@@ -335,7 +335,7 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// The compose file may only set variables the daemon (or the example pod)
+// The compose file may only set variables the testDaemon (or the example pod)
 // reads, so it cannot drift into settings that silently do nothing.
 func TestComposeUsesKnownVariables(t *testing.T) {
 	data, err := os.ReadFile("../../docker-compose.yml")

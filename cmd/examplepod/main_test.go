@@ -66,7 +66,7 @@ func TestPodSwitchesVersions(t *testing.T) {
 	// A new version drops context-1m for bedrock.
 	m, err := betasync.Parse([]byte(`{"bedrock": {"context-1m-2025-08-07": null, "advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}}`))
 	require.NoError(t, err)
-	e := betasync.NewEnvelope(m, betasync.SourceRemote, time.Now())
+	e := betasync.NewSnapshot(m, betasync.SourceRemote, time.Now())
 	e.Version, err = store.Mappings.Put(t.Context(), e, 0)
 	require.NoError(t, err)
 	actx, acancel := context.WithTimeout(t.Context(), 5*time.Second)
