@@ -2,9 +2,9 @@ package publisher_test
 
 import (
 	"context"
-	"math"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
