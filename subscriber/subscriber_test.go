@@ -547,3 +547,36 @@ func TestOptions(t *testing.T) {
 		assert.Equal(t, version, p.Current().Version)
 	})
 }
+
+// TestOffer: a version handed over in-process (by the daemon's own worker)
+// is served at once, older ones are ignored, and the later announcement of
+// the same version is a stale duplicate, not decoded again.
+func TestOffer(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Connect(t)
+	p := newPod(t, nc)
+
+	p.Offer(envelope(doc(t, 3), 3))
+	assert.Equal(t, uint64(3), p.Current().Version, "served when Offer returns")
+	assert.Equal(t, doc(t, 3).Hash(), p.Current().Hash())
+	assert.False(t, p.Current().AppliedAt.IsZero())
+	assert.True(t, p.Ready())
+
+	p.Offer(envelope(doc(t, 2), 2))
+	assert.Equal(t, uint64(3), p.Current().Version, "an older version is ignored")
+
+	before := p.Stats()
+	announce(t, nc, doc(t, 3), 3)
+	announce(t, nc, doc(t, 4), 4)
+	p.waitVersion(t, 4)
+	assert.Equal(t, before.Stale+1, p.Stats().Stale, "the announcement of the offered version is a duplicate")
+
+	p.Close()
+	done := make(chan struct{})
+	go func() { p.Offer(envelope(doc(t, 5), 5)); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatal("Offer blocked on a closed subscriber")
+	}
+}
