@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,47 +10,24 @@ import (
 	"net/http/httptrace"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/httpapi"
+	"github.com/betasync/betasync/internal/testbed"
 )
-
-// fakeCommands answers every command at once and counts the calls: these
-// tests are about HTTP, and no command may run for a rejected request.
-type fakeCommands struct{ calls atomic.Int32 }
-
-func (f *fakeCommands) Reload(context.Context) (betasync.ReloadResult, error) {
-	f.calls.Add(1)
-	return betasync.ReloadResult{Status: betasync.StatusSuccess}, nil
-}
-
-func (f *fakeCommands) SetSchedule(context.Context, string) (betasync.ScheduleResult, error) {
-	f.calls.Add(1)
-	return betasync.ScheduleResult{Status: betasync.StatusSuccess}, nil
-}
-
-func (f *fakeCommands) CancelSchedule(context.Context) (betasync.CancelResult, error) {
-	f.calls.Add(1)
-	return betasync.CancelResult{Status: betasync.StatusSuccess}, nil
-}
-
-func (f *fakeCommands) Status(context.Context) (betasync.ScheduleStatus, error) {
-	f.calls.Add(1)
-	return betasync.ScheduleStatus{}, nil
-}
 
 // hardened serves the admin API as the daemon does, with
 // httpapi.NewHTTPServer on a real listener, and returns its address.
-// cfg.Commands and cfg.Keys default to a fakeCommands and the test keyring.
-func hardened(t *testing.T, cfg httpapi.Config) (string, *fakeCommands) {
+// cfg.Commands and cfg.Keys default to a testbed.Commands and the test
+// keyring: these tests are about HTTP, and no command may run for a
+// rejected request.
+func hardened(t *testing.T, cfg httpapi.Config) (string, *testbed.Commands) {
 	t.Helper()
-	cmds := &fakeCommands{}
+	cmds := &testbed.Commands{}
 	if cfg.Commands == nil {
 		cfg.Commands = cmds
 	}
@@ -160,7 +136,7 @@ func TestSlowBodiesAreAnsweredAndClosed(t *testing.T) {
 		assert.ErrorIs(t, err, io.EOF, "%s %s: the server must close the connection", rt.method, rt.target)
 	}
 	closed := time.Since(start)
-	assert.Zero(t, cmds.calls.Load(), "no command may run without a key")
+	assert.Zero(t, cmds.Calls.Load(), "no command may run without a key")
 
 	for _, c := range open {
 		_ = c.Close()
@@ -246,7 +222,7 @@ func TestAmbiguousPathsAreRejected(t *testing.T) {
 			assert.Empty(t, resp.Header.Get("Location"), "no redirect to the cleaned path")
 		})
 	}
-	assert.Zero(t, cmds.calls.Load())
+	assert.Zero(t, cmds.Calls.Load())
 
 	t.Run("canonical paths still work", func(t *testing.T) {
 		resp, body := exchange(t, addr, rawRequest(http.MethodPost, pathReload, key))
