@@ -70,13 +70,13 @@ func Start(cfg Config) (*server.Server, error) {
 	opts := &server.Options{
 		PingInterval: cfg.PingInterval,
 		MaxPingsOut:  MaxPingsOut,
-		ServerName: "betasync-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		MaxPayload: cfg.MaxPayload,
-		NoSigs:     true,
+		ServerName:   "betasync-embedded",
+		Host:         host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		MaxPayload:   cfg.MaxPayload,
+		NoSigs:       true,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
