@@ -133,10 +133,10 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 			s.reply(req.Subject(), req.Reply(), nil, err)
 			return
 		}
-		subject, reply, payload := req.Subject(), req.Reply(), req.Data()
+		subject, reply, payload, headers := req.Subject(), req.Reply(), req.Data(), req.Headers()
 		s.wg.Go(func() {
 			defer func() { <-s.sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+			ctx, cancel := context.WithTimeout(withActor(context.Background(), headers), s.cfg.Timeout)
 			defer cancel()
 			out, err := serve(ctx, s.cmd, payload)
 			s.reply(subject, reply, out, err)
@@ -208,4 +208,7 @@ var endpoints = []struct {
 		}
 		return cmd.Status(ctx)
 	}},
+	{"history", SubjectHistory, serveHistory},
+	{"history_get", SubjectHistoryGet, serveHistoryGet},
+	{"rollback", SubjectRollback, serveRollback},
 }
