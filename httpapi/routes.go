@@ -22,4 +22,7 @@ func (s *server) routes() {
 	r.Handle("/schedule/anthropic_beta_headers_reload/status", s.auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
 	// Ours.
 	r.Handle("/anthropic_beta_headers", s.auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/history", s.auth(RoleViewer, s.handleHistory())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/history/{version}", s.auth(RoleViewer, s.handleHistoryVersion())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/rollback", s.auth(RoleAdmin, s.handleRollback())).Methods(http.MethodPost)
 }
