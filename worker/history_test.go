@@ -290,4 +290,3 @@ func TestRollbackOnCluster(t *testing.T) {
 	assert.Equal(t, jetstream.KeyValuePut, e.Operation())
 	assert.Contains(t, string(e.Value()), fmt.Sprintf(`"rolled_back_from":%d`, 1))
 }
-
