@@ -32,6 +32,8 @@ type ReloadResult struct {
 	Source         string    `json:"source"`
 	Hash           string    `json:"hash"`
 	URL            string    `json:"url,omitempty"`
+	// Changes is what the new version changed; absent when Changed is false.
+	Changes Changes `json:"changes,omitempty"`
 }
 
 // ScheduleResult answers setting a schedule.

@@ -22,6 +22,15 @@ type Commands interface {
 	CancelSchedule(ctx context.Context) (CancelResult, error)
 	// Status returns the shared schedule and the current version.
 	Status(ctx context.Context) (ScheduleStatus, error)
+	// History lists the stored versions, newest first, at most limit
+	// (DefaultHistoryLimit when 0) of them.
+	History(ctx context.Context, limit int) (HistoryResult, error)
+	// HistoryVersion returns one stored version in its envelope form; a
+	// version no longer kept is ENOTFOUND, naming the versions kept.
+	HistoryVersion(ctx context.Context, version uint64) (*Snapshot, error)
+	// Rollback stores version's document as a new version (SourceRollback)
+	// and announces it; a version no longer kept is ENOTFOUND.
+	Rollback(ctx context.Context, version uint64) (RollbackResult, error)
 }
 
 // Sources of a mapping version.
@@ -29,6 +38,7 @@ const (
 	SourceEmbedded = "embedded" // compiled into the binary
 	SourceLocal    = "local"    // BETASYNC_LOCAL_CONFIG
 	SourceRemote   = "remote"   // fetched from LITELLM_ANTHROPIC_BETA_HEADERS_URL
+	SourceRollback = "rollback" // an earlier version's document, stored again
 )
 
 // Snapshot is one mapping version: the validated mapping, with its methods
@@ -39,7 +49,10 @@ const (
 // Its wire form (MarshalJSON, UnmarshalJSON) is the envelope that
 // config.updated carries and KV stores:
 //
-//	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified", "config"}
+//	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified",
+//	 "actor", "rolled_back_from", "changes", "config"}
+//
+// actor, rolled_back_from and changes are left out when empty.
 //
 // In KV, version is left out: the entry's revision is the version.
 type Snapshot struct {
@@ -51,6 +64,16 @@ type Snapshot struct {
 	ETag         string    // the source's ETag, for conditional fetches
 	LastModified string    // the source's Last-Modified, for conditional fetches
 	AppliedAt    time.Time // when a subscriber swapped to it; not part of the wire form
+
+	// Actor is who produced the version: an API key's name ("master" for
+	// the master key), a NATS client's claimed name ("nats" when it gave
+	// none), or the worker itself ("startup", "schedule").
+	Actor string
+	// RolledBackFrom is the version whose document a rollback stored again.
+	RolledBackFrom uint64
+	// Changes is what changed against the version stored before it; nil
+	// for the first version.
+	Changes Changes
 }
 
 // NewSnapshot wraps m with where it came from; Version is set once stored.
@@ -67,6 +90,9 @@ type envelope struct {
 	URL          string          `json:"url,omitempty"`
 	ETag         string          `json:"etag,omitempty"`
 	LastModified string          `json:"last_modified,omitempty"`
+	Actor        string          `json:"actor,omitempty"`
+	RolledBack   uint64          `json:"rolled_back_from,omitempty"`
+	Changes      Changes         `json:"changes,omitempty"`
 	Config       json.RawMessage `json:"config"`
 }
 
@@ -81,6 +107,9 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 		URL:          s.URL,
 		ETag:         s.ETag,
 		LastModified: s.LastModified,
+		Actor:        s.Actor,
+		RolledBack:   s.RolledBackFrom,
+		Changes:      s.Changes,
 		Config:       s.JSON(),
 	})
 }
@@ -101,13 +130,16 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		return Errorf(EINVALID, "envelope hash %q does not match its config (%s)", e.Hash, m.Hash())
 	}
 	*s = Snapshot{
-		Mapping:      m,
-		Version:      e.Version,
-		Source:       e.Source,
-		FetchedAt:    e.FetchedAt,
-		URL:          e.URL,
-		ETag:         e.ETag,
-		LastModified: e.LastModified,
+		Mapping:        m,
+		Version:        e.Version,
+		Source:         e.Source,
+		FetchedAt:      e.FetchedAt,
+		URL:            e.URL,
+		ETag:           e.ETag,
+		LastModified:   e.LastModified,
+		Actor:          e.Actor,
+		RolledBackFrom: e.RolledBack,
+		Changes:        e.Changes,
 	}
 	return nil
 }

@@ -12,7 +12,9 @@ import (
 	"github.com/betasync/betasync"
 )
 
-// auth admits requests whose key holds role (admin holds every role).
+// auth admits requests whose key holds role (admin holds every role), and
+// names the key (never the key itself) and the client's address as the
+// request's betasync.Actor, for the audit trail.
 func (s *server) auth(role string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, why := token(r)
@@ -29,7 +31,8 @@ func (s *server) auth(role string, next http.Handler) http.Handler {
 			writeError(w, r, s.log, betasync.Errorf(betasync.EFORBIDDEN, "key %q has role %q; this endpoint needs %q", key.Name, key.Role, role), "")
 			return
 		}
-		next.ServeHTTP(w, r)
+		actor := betasync.Actor{Name: key.Name, Addr: r.RemoteAddr}
+		next.ServeHTTP(w, r.WithContext(betasync.WithActor(r.Context(), actor)))
 	})
 }
 

@@ -25,4 +25,7 @@ func (s *server) routes() {
 	r.Handle("/schedule/anthropic_beta_headers_reload/status", auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
 	// Ours.
 	r.Handle("/anthropic_beta_headers", auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/history", auth(RoleViewer, s.handleHistory())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/history/{version}", auth(RoleViewer, s.handleHistoryVersion())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/rollback", auth(RoleAdmin, s.handleRollback())).Methods(http.MethodPost)
 }

@@ -58,7 +58,8 @@ func TestStalledResponder(t *testing.T) {
 	proxy.Resume()
 	require.Eventually(t, func() bool { return frozenSvc.Dropped() > 0 }, 10*time.Second, 10*time.Millisecond,
 		"the frozen responder received some of the commands")
-	require.NoError(t, frozenNC.Flush())
+	// (Everything it received is past its start-by time: whatever it has
+	// not handled yet will be dropped too.)
 	assert.Zero(t, frozen.Calls.Load(), "no command ran late")
 }
 

@@ -27,6 +27,9 @@ var subjects = []string{
 	publisher.SubjectScheduleSet,
 	publisher.SubjectScheduleCancel,
 	publisher.SubjectScheduleStatus,
+	publisher.SubjectHistory,
+	publisher.SubjectHistoryGet,
+	publisher.SubjectRollback,
 }
 
 func TestAnnounce(t *testing.T) {

@@ -139,9 +139,9 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 			s.reply(req.Subject(), req.Reply(), nil, err)
 			return
 		}
-		subject, reply, payload := req.Subject(), req.Reply(), req.Data()
+		subject, reply, payload, headers := req.Subject(), req.Reply(), req.Data(), req.Headers()
 		now := time.Now()
-		run, deadline, progress := admit(req.Headers(), now)
+		run, deadline, progress := admit(headers, now)
 		if !run {
 			<-s.sem
 			s.dropped.Add(1)
@@ -156,7 +156,7 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 		}
 		s.wg.Go(func() {
 			defer func() { <-s.sem }()
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			ctx, cancel := context.WithDeadline(withActor(context.Background(), headers), deadline)
 			defer cancel()
 			done := make(chan struct{})
 			if progress {
@@ -233,4 +233,7 @@ var endpoints = []struct {
 		}
 		return cmd.Status(ctx)
 	}},
+	{"history", SubjectHistory, serveHistory},
+	{"history_get", SubjectHistoryGet, serveHistoryGet},
+	{"rollback", SubjectRollback, serveRollback},
 }

@@ -85,6 +85,7 @@ func (w *Worker) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	snap.Actor = TriggerStartup
 	rev, err := w.mappings.Put(ctx, snap, expected)
 	if betasync.ErrorCode(err) == betasync.ECONFLICT {
 		return nil // another replica stored a version first

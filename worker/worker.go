@@ -98,6 +98,7 @@ type Worker struct {
 	log       *slog.Logger
 
 	manual coalescer
+	writes chan struct{}  // one mapping write (reload or rollback) at a time: lockWrites
 	wg     sync.WaitGroup // reload runners and the start-up reload
 
 	tenure atomic.Pointer[tenure] // non-nil while this replica holds the lease
@@ -162,6 +163,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		metrics:   deps.Metrics,
 		fetcher:   newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
 		log:       cfg.Logger,
+		writes:    make(chan struct{}, 1),
 	}
 	w.manual = coalescer{run: w.manualReload, wg: &w.wg}
 	return w, nil
@@ -177,9 +179,13 @@ func (w *Worker) now() time.Time { return w.cfg.Now().UTC() }
 // Holder reports whether this replica holds the lease now.
 func (w *Worker) Holder() bool { return w.tenure.Load() != nil }
 
-// Reload fetches now. Concurrent calls are coalesced.
-func (w *Worker) Reload(ctx context.Context) (betasync.ReloadResult, error) {
-	return w.manual.do(ctx)
+// Reload fetches now. Concurrent calls are coalesced: the version stored
+// names the actor of the first caller that joined the reload; every caller
+// gets its own audit line.
+func (w *Worker) Reload(ctx context.Context) (res betasync.ReloadResult, err error) {
+	res, err = w.manual.do(ctx)
+	w.audit(ctx, "reload", err, "version", res.Version, "changed", res.Changed)
+	return res, err
 }
 
 func (w *Worker) manualReload(ctx context.Context) (betasync.ReloadResult, error) {
@@ -217,6 +223,11 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		}
 		w.metrics.ReloadFinished(trigger, outcome, w.now())
 	}()
+	release, err := w.lockWrites(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	start := w.now()
 	latest, expected, err := w.stored(ctx)
 	if err != nil {
@@ -230,9 +241,14 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		return w.result(latest, false), nil
 	}
 	snap.FetchedAt = w.now()
+	snap.Actor = actorName(ctx, trigger)
 	for range 3 {
 		if latest != nil && snap.Hash() == latest.Hash() {
 			return w.result(latest, false), nil
+		}
+		snap.Changes = nil
+		if latest != nil {
+			snap.Changes = betasync.Diff(latest.Mapping, snap.Mapping)
 		}
 		rev, err := w.mappings.Put(ctx, snap, expected)
 		if betasync.ErrorCode(err) == betasync.ECONFLICT {
@@ -333,8 +349,10 @@ func loadFile(path string) (*betasync.Mapping, error) {
 // result describes snap, the version now stored.
 func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadResult {
 	msg := fmt.Sprintf("anthropic-beta mapping reloaded: version %d unchanged", snap.Version)
+	var changes betasync.Changes
 	if changed {
 		msg = fmt.Sprintf("anthropic-beta mapping reloaded: new version %d", snap.Version)
+		changes = snap.Changes
 	}
 	return betasync.ReloadResult{
 		Status:         betasync.StatusSuccess,
@@ -347,6 +365,7 @@ func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadRe
 		Source:         snap.Source,
 		Hash:           snap.Hash(),
 		URL:            snap.URL,
+		Changes:        changes,
 	}
 }
 
@@ -399,7 +418,8 @@ func (w *Worker) backoff(n int, interval time.Duration) time.Duration {
 // old as the last success.) After that, any successful reload, manual and
 // start-up ones included, sets next_run to its time plus the interval, so a
 // replica restart postpones the schedule (see the package doc).
-func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.ScheduleResult, error) {
+func (w *Worker) SetSchedule(ctx context.Context, hours float64) (res betasync.ScheduleResult, err error) {
+	defer func() { w.audit(ctx, "schedule.set", err, "interval_hours", hours) }()
 	if err := betasync.ValidateHours(hours); err != nil {
 		return betasync.ScheduleResult{}, err
 	}
@@ -431,9 +451,10 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.Sched
 }
 
 // CancelSchedule stops scheduled reloads.
-func (w *Worker) CancelSchedule(ctx context.Context) (betasync.CancelResult, error) {
+func (w *Worker) CancelSchedule(ctx context.Context) (res betasync.CancelResult, err error) {
+	defer func() { w.audit(ctx, "schedule.cancel", err) }()
 	w.reportCorruptSchedule(ctx, "cancelling the schedule")
-	_, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
+	_, err = w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours, s.NextRun, s.Failures = 0, nil, 0
 		return nil
 	})

@@ -40,6 +40,7 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_CHECK_INTERVAL", "10s", "how often each replica checks the schedule"},
 	{"BETASYNC_LOCK_TTL", "15s", "worker lease TTL; renewed every third of it"},
 	{"BETASYNC_KV_REPLICAS", "1", "JetStream KV bucket replicas (3 on a cluster)"},
+	{"BETASYNC_HISTORY", "64", "mapping versions kept for history and rollback (32 to 64); older ones are purged"},
 	{"BETASYNC_SHUTDOWN_TIMEOUT", "10s", "how long shutdown waits for requests in flight"},
 	{"BETASYNC_LOG_FORMAT", "auto", "text (coloured), json, or auto: text on a terminal, json otherwise"},
 	{"BETASYNC_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -70,6 +71,7 @@ type config struct {
 	checkInterval  time.Duration
 	lockTTL        time.Duration
 	kvReplicas     int
+	history        int
 	shutdown       time.Duration
 	logFormat      string
 	logLevel       slog.Level
@@ -151,6 +153,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		fail("BETASYNC_KV_REPLICAS=%q: want 1 to 5", getenv("BETASYNC_KV_REPLICAS"))
 	}
 	c.kvReplicas = n
+	h, err := strconv.Atoi(env("BETASYNC_HISTORY"))
+	if err != nil || h < 32 || h > 64 {
+		fail("BETASYNC_HISTORY=%q: want 32 to 64 versions (JetStream KV keeps at most 64)", getenv("BETASYNC_HISTORY"))
+	}
+	c.history = h
 	if c.replicaID == "" {
 		host, err := os.Hostname()
 		if err != nil {

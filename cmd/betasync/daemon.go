@@ -239,7 +239,7 @@ func (d *daemon) ensureBuckets(ctx context.Context) (*kv.Store, error) {
 	deadline := time.Now().Add(d.cfg.connectTimeout)
 	for {
 		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		store, err := kv.Ensure(kctx, js, kv.Config{Replicas: d.cfg.kvReplicas, LockTTL: d.cfg.lockTTL})
+		store, err := kv.Ensure(kctx, js, kv.Config{Replicas: d.cfg.kvReplicas, History: d.cfg.history, LockTTL: d.cfg.lockTTL})
 		cancel()
 		if err == nil {
 			return store, nil
