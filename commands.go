@@ -32,6 +32,9 @@ type ReloadResult struct {
 	Source         string    `json:"source"`
 	Hash           string    `json:"hash"`
 	URL            string    `json:"url,omitempty"`
+	// RedundantOverrides are overrides the upstream document now agrees
+	// with: deleting them would change nothing.
+	RedundantOverrides []OverrideRef `json:"redundant_overrides,omitempty"`
 }
 
 // ScheduleResult answers setting a schedule.

@@ -22,6 +22,14 @@ type Commands interface {
 	CancelSchedule(ctx context.Context) (CancelResult, error)
 	// Status returns the shared schedule and the current version.
 	Status(ctx context.Context) (ScheduleStatus, error)
+	// SetOverride forwards beta to provider (a section or an alias) under
+	// value, or drops it (value nil), whatever the upstream document says,
+	// and stores a new version (source "override").
+	SetOverride(ctx context.Context, provider, beta string, value *string) (OverrideResult, error)
+	// DeleteOverride removes an override and stores a new version.
+	DeleteOverride(ctx context.Context, provider, beta string) (OverrideResult, error)
+	// ListOverrides returns the stored overrides.
+	ListOverrides(ctx context.Context) (OverrideList, error)
 }
 
 // Sources of a mapping version.
@@ -39,7 +47,7 @@ const (
 // Its wire form (MarshalJSON, UnmarshalJSON) is the envelope that
 // config.updated carries and KV stores:
 //
-//	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified", "config"}
+//	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified", "config", "overrides"}
 //
 // In KV, version is left out: the entry's revision is the version.
 type Snapshot struct {
@@ -51,6 +59,9 @@ type Snapshot struct {
 	ETag         string    // the source's ETag, for conditional fetches
 	LastModified string    // the source's Last-Modified, for conditional fetches
 	AppliedAt    time.Time // when a subscriber swapped to it; not part of the wire form
+	// Overrides are the runtime overrides merged into Mapping, with what the
+	// upstream document had under each (see Upstream); nil when none.
+	Overrides AppliedOverrides
 }
 
 // NewSnapshot wraps m with where it came from; Version is set once stored.
@@ -68,6 +79,9 @@ type envelope struct {
 	ETag         string          `json:"etag,omitempty"`
 	LastModified string          `json:"last_modified,omitempty"`
 	Config       json.RawMessage `json:"config"`
+
+	// The overrides merged into config; see Snapshot.Overrides.
+	Overrides AppliedOverrides `json:"overrides,omitempty"`
 }
 
 // MarshalJSON encodes the envelope. (A value receiver, so that it, and not
@@ -82,6 +96,7 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 		ETag:         s.ETag,
 		LastModified: s.LastModified,
 		Config:       s.JSON(),
+		Overrides:    s.Overrides,
 	})
 }
 
@@ -100,6 +115,9 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	if m.Hash() != e.Hash {
 		return Errorf(EINVALID, "envelope hash %q does not match its config (%s)", e.Hash, m.Hash())
 	}
+	if err := e.Overrides.check(m); err != nil {
+		return err
+	}
 	*s = Snapshot{
 		Mapping:      m,
 		Version:      e.Version,
@@ -108,6 +126,7 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		URL:          e.URL,
 		ETag:         e.ETag,
 		LastModified: e.LastModified,
+		Overrides:    e.Overrides,
 	}
 	return nil
 }

@@ -22,4 +22,7 @@ func (s *server) routes() {
 	r.Handle("/schedule/anthropic_beta_headers_reload/status", s.auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
 	// Ours.
 	r.Handle("/anthropic_beta_headers", s.auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/overrides", s.auth(RoleViewer, s.handleOverrideList())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", s.auth(RoleAdmin, s.handleOverrideSet())).Methods(http.MethodPut)
+	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", s.auth(RoleAdmin, s.handleOverrideDelete())).Methods(http.MethodDelete)
 }

@@ -208,4 +208,7 @@ var endpoints = []struct {
 		}
 		return cmd.Status(ctx)
 	}},
+	{"overrides_set", SubjectOverrideSet, serveOverrideSet},
+	{"overrides_delete", SubjectOverrideDelete, serveOverrideDelete},
+	{"overrides_list", SubjectOverrideList, serveOverrideList},
 }
