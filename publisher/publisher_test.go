@@ -27,6 +27,9 @@ var subjects = []string{
 	publisher.SubjectScheduleSet,
 	publisher.SubjectScheduleCancel,
 	publisher.SubjectScheduleStatus,
+	publisher.SubjectOverrideSet,
+	publisher.SubjectOverrideDelete,
+	publisher.SubjectOverrideList,
 }
 
 func TestAnnounce(t *testing.T) {
