@@ -192,7 +192,7 @@ func TestOverrideRepliesGolden(t *testing.T) {
 		"override_set": betasync.OverrideResult{
 			Status: betasync.StatusSuccess, Message: "override set: new version 8", Provider: "bedrock",
 			Beta: "context-1m-2025-08-07", Value: ptr("context-1m"), Overrides: o, Version: 8, Changed: true, Hash: "abc",
-			Changes: betasync.Changes{"bedrock": {Renamed: map[string]betasync.Rename{"context-1m-2025-08-07": {To: "context-1m"}}}},
+			Changes:   betasync.Changes{"bedrock": {Renamed: map[string]betasync.Rename{"context-1m-2025-08-07": {To: "context-1m"}}}},
 			Timestamp: at,
 		},
 		"override_deleted": betasync.OverrideResult{
