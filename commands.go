@@ -34,6 +34,9 @@ type ReloadResult struct {
 	URL            string    `json:"url,omitempty"`
 	// Changes is what the new version changed; absent when Changed is false.
 	Changes Changes `json:"changes,omitempty"`
+	// RedundantOverrides are overrides the upstream document now agrees
+	// with: deleting them would change nothing.
+	RedundantOverrides []OverrideRef `json:"redundant_overrides,omitempty"`
 }
 
 // ScheduleResult answers setting a schedule.

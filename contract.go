@@ -31,6 +31,14 @@ type Commands interface {
 	// Rollback stores version's document as a new version (SourceRollback)
 	// and announces it; a version no longer kept is ENOTFOUND.
 	Rollback(ctx context.Context, version uint64) (RollbackResult, error)
+	// SetOverride forwards beta to provider (a section or an alias) under
+	// value, or drops it (value nil), whatever the upstream document says,
+	// and stores a new version (source "override").
+	SetOverride(ctx context.Context, provider, beta string, value *string) (OverrideResult, error)
+	// DeleteOverride removes an override and stores a new version.
+	DeleteOverride(ctx context.Context, provider, beta string) (OverrideResult, error)
+	// ListOverrides returns the stored overrides.
+	ListOverrides(ctx context.Context) (OverrideList, error)
 }
 
 // Sources of a mapping version.
@@ -50,9 +58,9 @@ const (
 // config.updated carries and KV stores:
 //
 //	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified",
-//	 "actor", "rolled_back_from", "changes", "config"}
+//	 "actor", "rolled_back_from", "changes", "config", "overrides"}
 //
-// actor, rolled_back_from and changes are left out when empty.
+// actor, rolled_back_from, changes and overrides are left out when empty.
 //
 // In KV, version is left out: the entry's revision is the version.
 type Snapshot struct {
@@ -74,6 +82,9 @@ type Snapshot struct {
 	// Changes is what changed against the version stored before it; nil
 	// for the first version.
 	Changes Changes
+	// Overrides are the runtime overrides merged into Mapping, with what the
+	// upstream document had under each (see Upstream); nil when none.
+	Overrides AppliedOverrides
 }
 
 // NewSnapshot wraps m with where it came from; Version is set once stored.
@@ -94,6 +105,9 @@ type envelope struct {
 	RolledBack   uint64          `json:"rolled_back_from,omitempty"`
 	Changes      Changes         `json:"changes,omitempty"`
 	Config       json.RawMessage `json:"config"`
+
+	// The overrides merged into config; see Snapshot.Overrides.
+	Overrides AppliedOverrides `json:"overrides,omitempty"`
 }
 
 // MarshalJSON encodes the envelope. (A value receiver, so that it, and not
@@ -111,6 +125,7 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 		RolledBack:   s.RolledBackFrom,
 		Changes:      s.Changes,
 		Config:       s.JSON(),
+		Overrides:    s.Overrides,
 	})
 }
 
@@ -129,6 +144,9 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	if m.Hash() != e.Hash {
 		return Errorf(EINVALID, "envelope hash %q does not match its config (%s)", e.Hash, m.Hash())
 	}
+	if err := e.Overrides.check(m); err != nil {
+		return err
+	}
 	*s = Snapshot{
 		Mapping:        m,
 		Version:        e.Version,
@@ -140,6 +158,7 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		Actor:          e.Actor,
 		RolledBackFrom: e.RolledBack,
 		Changes:        e.Changes,
+		Overrides:      e.Overrides,
 	}
 	return nil
 }

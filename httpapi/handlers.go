@@ -103,6 +103,9 @@ type mappingResponse struct {
 	ETag      string          `json:"etag,omitempty"`
 	AppliedAt time.Time       `json:"applied_at"`
 	Config    json.RawMessage `json:"config"`
+
+	// Overrides marks the entries of config that come from overrides.
+	Overrides betasync.Overrides `json:"overrides,omitempty"`
 }
 
 func (s *server) handleMapping() http.Handler {
@@ -116,6 +119,7 @@ func (s *server) handleMapping() http.Handler {
 			ETag:      cur.ETag,
 			AppliedAt: cur.AppliedAt,
 			Config:    cur.JSON(),
+			Overrides: cur.Overrides.Values(),
 		}
 		if !cur.FetchedAt.IsZero() {
 			res.FetchedAt = &cur.FetchedAt

@@ -28,4 +28,7 @@ func (s *server) routes() {
 	r.Handle("/anthropic_beta_headers/history", auth(RoleViewer, s.handleHistory())).Methods(http.MethodGet)
 	r.Handle("/anthropic_beta_headers/history/{version}", auth(RoleViewer, s.handleHistoryVersion())).Methods(http.MethodGet)
 	r.Handle("/anthropic_beta_headers/rollback", auth(RoleAdmin, s.handleRollback())).Methods(http.MethodPost)
+	r.Handle("/anthropic_beta_headers/overrides", auth(RoleViewer, s.handleOverrideList())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideSet())).Methods(http.MethodPut)
+	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideDelete())).Methods(http.MethodDelete)
 }

@@ -5,7 +5,8 @@
 //
 //   - betasync_config, key "mapping": the current Envelope. Its KV revision is
 //     the version; the bucket keeps History revisions for rollback.
-//   - betasync_state, key "schedule": the shared Schedule.
+//   - betasync_state, key "schedule": the shared Schedule; key "overrides":
+//     the runtime overrides (see OverrideStore).
 //   - betasync_lock, key "lease": the id of the replica holding the lease.
 //     The bucket's TTL (MaxAge) is the lease TTL.
 //
@@ -149,6 +150,8 @@ type Store struct {
 	Mappings  *Mappings
 	Schedules *Schedules
 	Lease     *Lease
+
+	Overrides *OverrideStore // the runtime overrides (BucketState, KeyOverrides)
 }
 
 // Ensure creates the buckets, or updates them to cfg, and returns the store.
@@ -204,6 +207,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 		Mappings:  &Mappings{kv: config, nc: js.Conn()},
 		Schedules: &Schedules{kv: state},
 		Lease:     &Lease{kv: lock, ttl: cfg.LockTTL},
+		Overrides: &OverrideStore{kv: state},
 	}, nil
 }
 

@@ -32,6 +32,10 @@ const (
 	SubjectScheduleCancel = "betasync.schedule.cancel"
 	SubjectScheduleStatus = "betasync.schedule.status"
 
+	SubjectOverrideSet    = "betasync.overrides.set"
+	SubjectOverrideDelete = "betasync.overrides.delete"
+	SubjectOverrideList   = "betasync.overrides.list"
+
 	// SubjectConfigUpdated carries every new version, in its wire form
 	// (betasync.Snapshot's envelope).
 	SubjectConfigUpdated = "config.updated"

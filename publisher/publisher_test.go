@@ -30,6 +30,9 @@ var subjects = []string{
 	publisher.SubjectHistory,
 	publisher.SubjectHistoryGet,
 	publisher.SubjectRollback,
+	publisher.SubjectOverrideSet,
+	publisher.SubjectOverrideDelete,
+	publisher.SubjectOverrideList,
 }
 
 func TestAnnounce(t *testing.T) {

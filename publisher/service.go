@@ -236,4 +236,7 @@ var endpoints = []struct {
 	{"history", SubjectHistory, serveHistory},
 	{"history_get", SubjectHistoryGet, serveHistoryGet},
 	{"rollback", SubjectRollback, serveRollback},
+	{"overrides_set", SubjectOverrideSet, serveOverrideSet},
+	{"overrides_delete", SubjectOverrideDelete, serveOverrideDelete},
+	{"overrides_list", SubjectOverrideList, serveOverrideList},
 }

@@ -78,10 +78,18 @@ func (w *Worker) Rollback(ctx context.Context, version uint64) (res betasync.Rol
 		if err != nil {
 			return res, err
 		}
-		if latest != nil && latest.Hash() == target.Hash() {
+		// Version N's upstream document, with today's overrides over it:
+		// overrides survive rollbacks.
+		base := betasync.NewSnapshot(target.Mapping, betasync.SourceRollback, w.now())
+		base.Overrides = target.Overrides
+		snap, err := w.mergeOverrides(ctx, base)
+		if err != nil {
+			return res, err
+		}
+		if latest.SameContent(snap) {
 			return w.rollbackResult(latest, version, false), nil
 		}
-		snap := betasync.NewSnapshot(target.Mapping, betasync.SourceRollback, w.now())
+		snap.Source, snap.FetchedAt = betasync.SourceRollback, w.now()
 		snap.URL = target.URL
 		snap.Actor = actorName(ctx, TriggerManual)
 		snap.RolledBackFrom = version

@@ -85,6 +85,9 @@ func (w *Worker) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if snap, err = w.mergeOverrides(ctx, snap); err != nil {
+		return err
+	}
 	snap.Actor = TriggerStartup
 	rev, err := w.mappings.Put(ctx, snap, expected)
 	if betasync.ErrorCode(err) == betasync.ECONFLICT {

@@ -92,6 +92,7 @@ type Worker struct {
 	mappings  *kv.Mappings
 	schedules *kv.Schedules
 	lease     *kv.Lease
+	overrides *kv.OverrideStore
 	announce  func(ctx context.Context, snap *betasync.Snapshot) error
 	metrics   Metrics
 	fetcher   *fetcher
@@ -159,6 +160,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		mappings:  deps.Store.Mappings,
 		schedules: deps.Store.Schedules,
 		lease:     deps.Store.Lease,
+		overrides: deps.Store.Overrides,
 		announce:  deps.Announce,
 		metrics:   deps.Metrics,
 		fetcher:   newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
@@ -205,6 +207,13 @@ func (w *Worker) manualReload(ctx context.Context) (betasync.ReloadResult, error
 // could roll the fleet back. Only a version fetched before this refresh
 // began, such as the start-up default, is replaced. FetchedAt comes from the
 // storing replica's clock.
+//
+// What is stored is the loaded document with the overrides merged over it,
+// read after the stored version (see mergeOverrides); every retry re-reads
+// both, so a concurrent override change is never lost. Versions stored for
+// an override keep the FetchedAt of their upstream document, so the rule
+// above keeps only versions whose upstream was fetched after this refresh
+// began.
 func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.ReloadResult, err error) {
 	defer func() {
 		outcome := OutcomeUnchanged
@@ -221,6 +230,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		default:
 			w.log.Info("mapping unchanged", "trigger", trigger, "version", res.Version)
 		}
+		logRedundant(w.log, res)
 		w.metrics.ReloadFinished(trigger, outcome, w.now())
 	}()
 	release, err := w.lockWrites(ctx)
@@ -241,9 +251,16 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 		return w.result(latest, false), nil
 	}
 	snap.FetchedAt = w.now()
-	snap.Actor = actorName(ctx, trigger)
-	for range 3 {
-		if latest != nil && snap.Hash() == latest.Hash() {
+	upstream := snap
+	for attempt := range storeAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return res, err
+		}
+		if snap, err = w.mergeOverrides(ctx, upstream); err != nil {
+			return res, err
+		}
+		snap.Actor = actorName(ctx, trigger)
+		if latest.SameContent(snap) {
 			return w.result(latest, false), nil
 		}
 		snap.Changes = nil
@@ -255,7 +272,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 			if latest, expected, err = w.stored(ctx); err != nil {
 				return res, err
 			}
-			if latest != nil && latest.Hash() != snap.Hash() && !latest.FetchedAt.Before(start) {
+			if latest != nil && !latest.SameContent(snap) && !latest.FetchedAt.Before(start) {
 				// Fetched after this refresh began: keep it.
 				res := w.result(latest, false)
 				res.Message = fmt.Sprintf("anthropic-beta mapping reloaded: a concurrent reload stored version %d", latest.Version)
@@ -305,7 +322,7 @@ func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync
 		return w.localSnapshot()
 	}
 	var etag, lastModified string
-	if latest != nil && latest.Source == betasync.SourceRemote && latest.URL == w.cfg.URL {
+	if latest != nil && (latest.Source == betasync.SourceRemote || latest.Source == betasync.SourceOverride) && latest.URL == w.cfg.URL {
 		etag, lastModified = latest.ETag, latest.LastModified
 	}
 	f, err := w.fetcher.fetch(ctx, etag, lastModified)
@@ -366,6 +383,8 @@ func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadRe
 		Hash:           snap.Hash(),
 		URL:            snap.URL,
 		Changes:        changes,
+
+		RedundantOverrides: snap.Overrides.Redundant(),
 	}
 }
 

@@ -58,3 +58,18 @@ func (c *Commands) CancelSchedule(ctx context.Context) (betasync.CancelResult, e
 func (c *Commands) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	return betasync.ScheduleStatus{}, c.wait(ctx)
 }
+
+// SetOverride answers a plain success naming the override.
+func (c *Commands) SetOverride(ctx context.Context, provider, beta string, value *string) (betasync.OverrideResult, error) {
+	return betasync.OverrideResult{Status: betasync.StatusSuccess, Provider: provider, Beta: beta, Value: value}, c.wait(ctx)
+}
+
+// DeleteOverride answers a plain success naming the override.
+func (c *Commands) DeleteOverride(ctx context.Context, provider, beta string) (betasync.OverrideResult, error) {
+	return betasync.OverrideResult{Status: betasync.StatusSuccess, Provider: provider, Beta: beta, Deleted: true}, c.wait(ctx)
+}
+
+// ListOverrides answers an empty list.
+func (c *Commands) ListOverrides(ctx context.Context) (betasync.OverrideList, error) {
+	return betasync.OverrideList{Status: betasync.StatusSuccess, Overrides: betasync.Overrides{}}, c.wait(ctx)
+}
