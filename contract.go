@@ -22,6 +22,9 @@ type Commands interface {
 	CancelSchedule(ctx context.Context) (CancelResult, error)
 	// Status returns the shared schedule and the current version.
 	Status(ctx context.Context) (ScheduleStatus, error)
+	// Fleet asks every pod which version it serves, collects the answers
+	// for a short window, and says whether the fleet has converged.
+	Fleet(ctx context.Context) (FleetView, error)
 }
 
 // Sources of a mapping version.

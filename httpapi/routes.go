@@ -22,4 +22,5 @@ func (s *server) routes() {
 	r.Handle("/schedule/anthropic_beta_headers_reload/status", s.auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
 	// Ours.
 	r.Handle("/anthropic_beta_headers", s.auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/fleet", s.auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
 }

@@ -208,4 +208,5 @@ var endpoints = []struct {
 		}
 		return cmd.Status(ctx)
 	}},
+	{"fleet", SubjectFleet, serveFleet}, // fleet.go
 }

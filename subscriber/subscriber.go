@@ -28,6 +28,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/kv"
@@ -83,11 +84,15 @@ type Subscriber struct {
 	resync   time.Duration
 	onUpdate func(*betasync.Snapshot)
 	fallback *betasync.Mapping
+	podID    string // fleet.go
+	noFleet  bool
 
 	cur   atomic.Pointer[betasync.Snapshot]
 	ready chan struct{} // closed once a bus-delivered version is applied
 
 	applied, stale, invalid, resyncs atomic.Uint64
+	rejected                         atomic.Pointer[betasync.Rejection] // the last version refused; fleet.go
+	svc                              micro.Service                      // the betasync_pod service; nil WithoutFleet
 
 	events   chan []byte
 	offers   chan offer
@@ -109,6 +114,7 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		bucket:   kv.BucketConfig,
 		resync:   30 * time.Second,
 		fallback: betasync.Default(),
+		podID:    defaultPodID(),
 		ready:    make(chan struct{}),
 		events:   make(chan []byte, 64),
 		offers:   make(chan offer),
@@ -132,6 +138,10 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		return nil, err
 	}
 	s.sub = sub
+	if err := s.startFleet(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
 	s.statuses = nc.StatusChanged(nats.CONNECTED)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -195,6 +205,7 @@ func (s *Subscriber) Stats() Stats {
 // Calling it more than once is safe.
 func (s *Subscriber) Close() {
 	s.close.Do(func() {
+		s.stopFleet()
 		s.cancel()
 		<-s.done
 		_ = s.sub.Unsubscribe()
@@ -289,6 +300,7 @@ func (s *Subscriber) readKV(ctx context.Context) *betasync.Snapshot {
 			return nil
 		case errors.Is(err, kv.ErrCorrupt):
 			s.invalid.Add(1)
+			s.reject(0, "kv", err)
 			s.log.Warn("the stored mapping is not valid; keeping the current one", "err", err)
 			return nil
 		case attempt == 8:
@@ -325,6 +337,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	v, err := betasync.PeekVersion(data)
 	if err != nil {
 		s.invalid.Add(1)
+		s.reject(0, "event", err)
 		s.log.Warn("ignoring an undecodable config.updated event", "err", err)
 		return
 	}
@@ -337,6 +350,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	snap := new(betasync.Snapshot)
 	if err := json.Unmarshal(data, snap); err != nil {
 		s.invalid.Add(1)
+		s.reject(v, "event", err)
 		s.log.Warn("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))
 		return
 	}

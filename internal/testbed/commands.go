@@ -58,3 +58,8 @@ func (c *Commands) CancelSchedule(ctx context.Context) (betasync.CancelResult, e
 func (c *Commands) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	return betasync.ScheduleStatus{}, c.wait(ctx)
 }
+
+// Fleet answers an empty fleet view.
+func (c *Commands) Fleet(ctx context.Context) (betasync.FleetView, error) {
+	return betasync.FleetView{Pods: []betasync.PodStatus{}, Lagging: []string{}}, c.wait(ctx)
+}
