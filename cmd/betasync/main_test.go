@@ -343,7 +343,7 @@ func TestComposeUsesKnownVariables(t *testing.T) {
 		t.Skip("no docker-compose.yml")
 	}
 	require.NoError(t, err)
-	known := []string{"POD_HTTP_ADDR"} // the example pod's own
+	known := []string{"POD_HTTP_ADDR", "POD_ID"} // the example pod's own
 	for _, e := range envVars {
 		known = append(known, e.name)
 	}
