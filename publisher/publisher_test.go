@@ -27,6 +27,7 @@ var subjects = []string{
 	publisher.SubjectScheduleSet,
 	publisher.SubjectScheduleCancel,
 	publisher.SubjectScheduleStatus,
+	publisher.SubjectFleet,
 }
 
 func TestAnnounce(t *testing.T) {
