@@ -37,7 +37,8 @@ const (
 // Fleet publishes one request on betasync.pod.status and collects every
 // pod's answer until window ends (or ctx does, whichever is first), one
 // answer per pod id. An answer that does not decode, or has no pod id, is
-// skipped. No pods answering is not an error: the result is empty.
+// skipped. No pods is not an error: the result is empty (at once when
+// nothing subscribes to betasync.pod.status).
 func Fleet(ctx context.Context, nc *nats.Conn, window time.Duration) ([]betasync.PodStatus, error) {
 	if window <= 0 {
 		window = betasync.DefaultFleetWindow
@@ -71,6 +72,9 @@ func Fleet(ctx context.Context, nc *nats.Conn, window time.Duration) ([]betasync
 			}
 			if wctx.Err() != nil {
 				return pods, nil // the window (or the caller's deadline) ended
+			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				return pods, nil // nothing subscribes: no pod, said at once
 			}
 			return nil, betasync.Errorf(betasync.EUNAVAILABLE, "collecting pod answers: %v", err)
 		}
