@@ -69,10 +69,16 @@ func (s *Subscriber) startFleet() error {
 	return nil
 }
 
-// stopFleet stops the micro service, if any.
+// stopFleet stops the micro service, if any. micro drains the
+// subscriptions in the background: flush, so that once Close returns the
+// server no longer routes fleet queries to this pod.
 func (s *Subscriber) stopFleet() {
-	if s.svc != nil {
-		_ = s.svc.Stop()
+	if s.svc == nil {
+		return
+	}
+	_ = s.svc.Stop()
+	if s.nc.IsConnected() {
+		_ = s.nc.FlushTimeout(2 * time.Second)
 	}
 }
 

@@ -201,7 +201,8 @@ func (s *Subscriber) Stats() Stats {
 }
 
 // Close stops the goroutine and unsubscribes; once it returns, no swap
-// happens and OnUpdate is not called. It does not touch the connection.
+// happens, OnUpdate is not called, and the pod has left the fleet view
+// (the betasync_pod service is stopped). It does not close the connection.
 // Calling it more than once is safe.
 func (s *Subscriber) Close() {
 	s.close.Do(func() {
