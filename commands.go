@@ -63,9 +63,13 @@ type ScheduleStatus struct {
 	ConfigSource  string     `json:"config_source"`
 	ConfigHash    string     `json:"config_hash"`
 	LockHolder    string     `json:"lock_holder"`
+	// ScheduleError says the stored schedule record is corrupt; setting or
+	// cancelling the schedule replaces it.
+	ScheduleError string `json:"schedule_error,omitempty"`
 }
 
-// RunError is the last failed reload.
+// RunError is the error of the last reload (last_error): null once a
+// reload succeeds.
 type RunError struct {
 	Time    time.Time `json:"time"`
 	Message string    `json:"message"`

@@ -22,13 +22,14 @@ type PodStatus struct {
 }
 
 // Rejection is a version a pod refused, and why. Only versions that failed
-// to decode, validate or match their hash are recorded: stale and duplicate
+// to decode, validate or match their hash, or that KV does not hold (a
+// forged event, found out at the next resync), are recorded: stale and duplicate
 // events are routine (every announcement a pod already has from KV is one),
 // so they are only counted.
 type Rejection struct {
 	Version uint64    `json:"version"` // the version it claimed; 0 when unreadable
 	Reason  string    `json:"reason"`  // what was wrong, naming the offending key
-	Via     string    `json:"via"`     // "event" (config.updated) or "kv" (the stored version)
+	Via     string    `json:"via"`     // "event": refused on arrival; "kv": the stored version did not decode; "resync": applied, then replaced because KV does not hold it
 	At      time.Time `json:"at"`
 }
 

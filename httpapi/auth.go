@@ -90,7 +90,12 @@ func (kr *Keyring) Len() int { return len(kr.keys) }
 // authenticate returns the key whose secret is token. Every key is compared,
 // in constant time, so timing does not tell which one matched or how far.
 func (kr *Keyring) authenticate(token string) (Key, bool) {
-	sum := sha256.Sum256([]byte(token))
+	return kr.match(sha256.Sum256([]byte(token)))
+}
+
+// match returns the key whose secret's sha256 is sum, comparing every key
+// in constant time.
+func (kr *Keyring) match(sum [sha256.Size]byte) (Key, bool) {
 	var found Key
 	ok := 0
 	for _, k := range kr.keys {

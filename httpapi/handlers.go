@@ -148,7 +148,7 @@ func (s *server) handleReadyz() http.Handler {
 
 func (s *server) handleNotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, s.log, betasync.Errorf(betasync.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path), "")
+		writeError(w, r, s.log, betasync.Errorf(betasync.ENOTFOUND, "no such endpoint: %s %s", clip(r.Method, 16), clip(r.URL.Path, clipLen)), "")
 	})
 }
 
@@ -157,7 +157,7 @@ func (s *server) handleMethodNotAllowed() http.Handler {
 		// RFC 9110 §15.5.6: a 405 must list the methods the path allows.
 		w.Header().Set("Allow", strings.Join(s.allowedMethods(r), ", "))
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
-			Message: "method " + r.Method + " is not allowed on " + r.URL.Path,
+			Message: "method " + clip(r.Method, 16) + " is not allowed on " + clip(r.URL.Path, clipLen),
 			Type:    "method_not_allowed",
 			Code:    "405",
 		}})

@@ -15,12 +15,15 @@ func (s *server) routes() {
 	if s.cfg.Commands == nil {
 		return // a worker-only replica: health and metrics only
 	}
+	// Every keyed route checks the key first, before any handler runs or a
+	// body is read, behind the failed-login throttle (authguard.go).
+	auth := s.authGuard()
 	// LiteLLM's endpoints.
-	r.Handle("/reload/anthropic_beta_headers", s.auth(RoleAdmin, s.handleReload())).Methods(http.MethodPost)
-	r.Handle("/schedule/anthropic_beta_headers_reload", s.auth(RoleAdmin, s.handleScheduleSet())).Methods(http.MethodPost)
-	r.Handle("/schedule/anthropic_beta_headers_reload", s.auth(RoleAdmin, s.handleScheduleCancel())).Methods(http.MethodDelete)
-	r.Handle("/schedule/anthropic_beta_headers_reload/status", s.auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
+	r.Handle("/reload/anthropic_beta_headers", auth(RoleAdmin, s.handleReload())).Methods(http.MethodPost)
+	r.Handle("/schedule/anthropic_beta_headers_reload", auth(RoleAdmin, s.handleScheduleSet())).Methods(http.MethodPost)
+	r.Handle("/schedule/anthropic_beta_headers_reload", auth(RoleAdmin, s.handleScheduleCancel())).Methods(http.MethodDelete)
+	r.Handle("/schedule/anthropic_beta_headers_reload/status", auth(RoleViewer, s.handleScheduleStatus())).Methods(http.MethodGet)
 	// Ours.
-	r.Handle("/anthropic_beta_headers", s.auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
-	r.Handle("/anthropic_beta_headers/fleet", s.auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers", auth(RoleViewer, s.handleMapping())).Methods(http.MethodGet)
+	r.Handle("/anthropic_beta_headers/fleet", auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
 }

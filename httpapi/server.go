@@ -42,6 +42,7 @@ type Config struct {
 	// CommandTimeout bounds one command; make it longer than the worker's
 	// fetch timeout. 30s when 0.
 	CommandTimeout time.Duration
+	AuthLimits     AuthLimits      // failed-login throttle and log; zero: defaults
 	Logger         *slog.Logger    // nil discards
 	Observer       RequestObserver // nil skips
 	Metrics        http.Handler    // serves /metrics; nil: 404
@@ -112,6 +113,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 		level := slog.LevelInfo
 		if quietRoutes[route] && rec.status < http.StatusBadRequest {
 			level = slog.LevelDebug // probes and scrapes would drown the log
+		}
+		if rec.status == http.StatusUnauthorized || rec.status == http.StatusTooManyRequests {
+			level = slog.LevelDebug // a flood would fill the disk; authguard.go logs these, rate-limited
 		}
 		s.log.Log(r.Context(), level, "http request", "method", r.Method, "route", route, "status", rec.status,
 			"duration_ms", float64(d.Microseconds())/1000, "request_id", id)

@@ -328,15 +328,28 @@ func (s *Schedules) Get(ctx context.Context) (Schedule, uint64, error) {
 	}
 	var sch Schedule
 	if err := json.Unmarshal(e.Value(), &sch); err != nil {
-		return Schedule{}, 0, fmt.Errorf("kv: schedule revision %d is corrupt: %w", e.Revision(), err)
+		return Schedule{}, e.Revision(), &CorruptScheduleError{Revision: e.Revision(), Value: e.Value(), Reason: err.Error()}
 	}
 	return sch, e.Revision(), nil
+}
+
+// CorruptScheduleError is a stored schedule record that does not decode.
+// Get returns it with the record's revision; Update writes over it.
+type CorruptScheduleError struct {
+	Revision uint64
+	Value    []byte // what is stored
+	Reason   string
+}
+
+func (e *CorruptScheduleError) Error() string {
+	return fmt.Sprintf("kv: schedule revision %d is corrupt: %s", e.Revision, e.Reason)
 }
 
 // Update applies fn to the stored schedule and writes the result by
 // compare-and-swap, retrying on a lost race. With a non-zero fence (a lease
 // holder's token) the write is fenced: it fails with ErrFenced when a newer
-// holder has written, and stamps the record with fence. fn may return an
+// holder has written, and stamps the record with fence. A corrupt record
+// (CorruptScheduleError) is written over, from a zero Schedule. fn may return an
 // error to abort without writing; it may be called more than once.
 func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*Schedule) error) (Schedule, error) {
 	const attempts = 32
@@ -352,6 +365,12 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*Schedule)
 			}
 		}
 		sch, rev, err := s.Get(ctx)
+		if _, corrupt := errors.AsType[*CorruptScheduleError](err); corrupt {
+			// The only way to repair it: write a valid record over it,
+			// starting from nothing. (Its fence is lost with it; the
+			// holder stamps its token again.)
+			sch, err = Schedule{}, nil
+		}
 		if err != nil {
 			return Schedule{}, err
 		}

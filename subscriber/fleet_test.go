@@ -170,3 +170,23 @@ func TestDefaultPodID(t *testing.T) {
 	p := newPod(t, srv.Connect(t))
 	assert.Regexp(t, `^.+-\d+$`, p.PodID(), "<hostname>-<pid>")
 }
+
+// A forged version that validates is applied, then replaced at the next
+// resync because KV does not hold it: the fleet view shows it as rejected.
+func TestPodRecordsAVersionKVDoesNotHold(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.JetStream(t)
+	store := ensure(t, js)
+	v1 := put(t, store, doc(t, 1), 0)
+	p := newPod(t, srv.Connect(t), subscriber.WithPodID("pod-a"), subscriber.WithResyncInterval(100*time.Millisecond))
+	p.waitVersion(t, v1)
+
+	announce(t, srv.Connect(t), doc(t, 666), 1000)
+	p.waitVersion(t, 1000)
+	p.waitVersion(t, v1)
+	got := p.Status().LastRejected
+	require.NotNil(t, got)
+	assert.Equal(t, uint64(1000), got.Version)
+	assert.Equal(t, "resync", got.Via)
+	assert.Contains(t, got.Reason, "is not the one stored in KV")
+}

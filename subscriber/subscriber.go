@@ -41,6 +41,9 @@ type Stats struct {
 	Stale   uint64 // events at or below the current version
 	Invalid uint64 // events that did not decode or validate
 	Resyncs uint64 // KV re-reads
+	// Corrected counts going back to KV's version from one that KV does not
+	// hold (a forged event, or buckets recreated).
+	Corrected uint64
 }
 
 // Option configures a Subscriber.
@@ -77,22 +80,27 @@ func WithFallback(m *betasync.Mapping) Option { return func(s *Subscriber) { s.f
 // Subscriber holds the current mapping. Its methods are safe for concurrent
 // use.
 type Subscriber struct {
-	nc       *nats.Conn
-	log      *slog.Logger
-	subject  string
-	bucket   string
-	resync   time.Duration
-	onUpdate func(*betasync.Snapshot)
-	fallback *betasync.Mapping
-	podID    string // fleet.go
-	noFleet  bool
+	nc      *nats.Conn
+	log     *slog.Logger
+	subject string
+	bucket  string
+	resync  time.Duration
+	// confirmDelay is the wait before the read that confirms that KV does
+	// not hold the version in use.
+	confirmDelay time.Duration
+	onUpdate     func(*betasync.Snapshot)
+	fallback     *betasync.Mapping
 
 	cur   atomic.Pointer[betasync.Snapshot]
 	ready chan struct{} // closed once a bus-delivered version is applied
 
-	applied, stale, invalid, resyncs atomic.Uint64
-	rejected                         atomic.Pointer[betasync.Rejection] // the last version refused; fleet.go
-	svc                              micro.Service                      // the betasync_pod service; nil WithoutFleet
+	applied, stale, invalid, resyncs, corrected atomic.Uint64
+
+	// The fleet view (fleet.go).
+	podID    string
+	noFleet  bool
+	rejected atomic.Pointer[betasync.Rejection] // the last version refused
+	svc      micro.Service                      // the betasync_pod service; nil WithoutFleet
 
 	events   chan []byte
 	offers   chan offer
@@ -108,18 +116,19 @@ type Subscriber struct {
 // until the first version arrives from KV or an event. Stop it with Close.
 func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	s := &Subscriber{
-		nc:       nc,
-		log:      slog.New(slog.DiscardHandler),
-		subject:  publisher.SubjectConfigUpdated,
-		bucket:   kv.BucketConfig,
-		resync:   30 * time.Second,
-		fallback: betasync.Default(),
-		podID:    defaultPodID(),
-		ready:    make(chan struct{}),
-		events:   make(chan []byte, 64),
-		offers:   make(chan offer),
-		done:     make(chan struct{}),
+		nc:           nc,
+		log:          slog.New(slog.DiscardHandler),
+		subject:      publisher.SubjectConfigUpdated,
+		bucket:       kv.BucketConfig,
+		resync:       30 * time.Second,
+		confirmDelay: 500 * time.Millisecond,
+		fallback:     betasync.Default(),
+		ready:        make(chan struct{}),
+		events:       make(chan []byte, 64),
+		offers:       make(chan offer),
+		done:         make(chan struct{}),
 	}
+	s.podID = defaultPodID() // fleet.go
 	for _, o := range opts {
 		o(s)
 	}
@@ -197,7 +206,10 @@ func (s *Subscriber) WaitReady(ctx context.Context) error {
 
 // Stats returns the counters.
 func (s *Subscriber) Stats() Stats {
-	return Stats{Applied: s.applied.Load(), Stale: s.stale.Load(), Invalid: s.invalid.Load(), Resyncs: s.resyncs.Load()}
+	return Stats{
+		Applied: s.applied.Load(), Stale: s.stale.Load(), Invalid: s.invalid.Load(),
+		Resyncs: s.resyncs.Load(), Corrected: s.corrected.Load(),
+	}
 }
 
 // Close stops the goroutine and unsubscribes; once it returns, no swap
@@ -218,13 +230,26 @@ func (s *Subscriber) Close() {
 // arrive here, so versions are applied in one place, in order. KV is read
 // on another goroutine, one read at a time, so a slow or failing read never
 // holds up events.
+//
+// KV is the authority. A read that returns the version in use confirms it;
+// a newer one is applied; an older one, or the same version with other
+// content, means the version in use is not what KV holds (a forged event,
+// or buckets deleted and recreated): after a second read confirms it, the
+// subscriber goes back to what KV holds. The second read waits a moment, so
+// that a replica that has not yet caught up with the leader cannot turn a
+// pod back by mistake.
 func (s *Subscriber) loop(ctx context.Context) {
 	defer close(s.done)
+	type read struct {
+		snap *betasync.Snapshot
+		held *betasync.Snapshot // the version in use when the read began
+	}
 	var (
 		reads   sync.WaitGroup
-		results = make(chan *betasync.Snapshot)
-		reading bool // a KV read is in flight
-		again   bool // another read was asked for meanwhile
+		results = make(chan read)
+		reading bool               // a KV read is in flight
+		again   bool               // another read was asked for meanwhile
+		suspect *betasync.Snapshot // the version in use, which the last read did not find in KV
 	)
 	defer reads.Wait()
 	resync := func() {
@@ -234,10 +259,19 @@ func (s *Subscriber) loop(ctx context.Context) {
 		}
 		reading = true
 		s.resyncs.Add(1)
+		held, delay := s.cur.Load(), time.Duration(0)
+		if suspect != nil {
+			delay = s.confirmDelay
+		}
 		reads.Go(func() {
-			snap := s.readKV(ctx)
 			select {
-			case results <- snap:
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			r := read{snap: s.readKV(ctx), held: held}
+			select {
+			case results <- r:
 			case <-ctx.Done():
 			}
 		})
@@ -266,10 +300,25 @@ func (s *Subscriber) loop(ctx context.Context) {
 		case <-timer.C:
 			resync()
 			timer.Reset(s.jitter())
-		case snap := <-results:
+		case r := <-results:
 			reading = false
-			if snap != nil {
-				s.apply(snap, "kv")
+			cur := s.cur.Load()
+			switch {
+			case r.snap == nil: // nothing stored, or KV unreadable: keep what is in use
+			case r.snap.Version > cur.Version:
+				suspect = nil
+				s.apply(r.snap, "kv")
+			case r.snap.Version == cur.Version && r.snap.Hash() == cur.Hash():
+				suspect = nil
+				s.confirm(cur)
+			case cur != r.held:
+				again = true // a version was applied while reading: read again
+			case suspect != cur:
+				suspect = cur // KV does not hold the version in use: read again to be sure
+				again = true
+			default:
+				suspect = nil
+				s.replace(r.snap, cur)
 			}
 			if again {
 				again = false
@@ -277,6 +326,16 @@ func (s *Subscriber) loop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// replace goes back from cur, which KV does not hold, to snap, which it does.
+func (s *Subscriber) replace(snap, cur *betasync.Snapshot) {
+	s.log.Warn("the version in use is not the one stored in KV; going back to KV's",
+		"version", cur.Version, "hash", cur.Hash(), "kv_version", snap.Version, "kv_hash", snap.Hash())
+	s.corrected.Add(1)
+	s.reject(cur.Version, "resync", betasync.Errorf(betasync.EINVALID,
+		"version %d (hash %s) is not the one stored in KV (version %d, hash %s); replaced by KV's", cur.Version, cur.Hash(), snap.Version, snap.Hash()))
+	s.swap(snap, cur, "kv")
 }
 
 func (s *Subscriber) jitter() time.Duration {
@@ -366,6 +425,11 @@ func (s *Subscriber) apply(snap *betasync.Snapshot, via string) {
 		s.confirm(cur)
 		return
 	}
+	s.swap(snap, cur, via)
+}
+
+// swap makes snap the version in use.
+func (s *Subscriber) swap(snap, cur *betasync.Snapshot, via string) {
 	next := *snap
 	next.AppliedAt = time.Now().UTC()
 	s.cur.Store(&next)

@@ -572,8 +572,9 @@ func TestOffer(t *testing.T) {
 	assert.Equal(t, before.Stale+1, p.Stats().Stale, "the announcement of the offered version is a duplicate")
 
 	p.Close()
+	late := envelope(doc(t, 5), 5)
 	done := make(chan struct{})
-	go func() { p.Offer(envelope(doc(t, 5), 5)); close(done) }()
+	go func() { p.Offer(late); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(waitFor):

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/worker"
 )
 
@@ -262,4 +264,44 @@ func TestReloadConditionalOnlyForTheSameURL(t *testing.T) {
 	_, err = newWorker(t, n, worker.Config{URL: b.URL}).Reload(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, b.LastHeader().Get("If-None-Match"), "another URL's ETag means nothing here")
+}
+
+// TestReloadOverTamperedEntryWithTheRealETag reproduces the outside test: a
+// stored envelope with broken content but the upstream's real ETag made
+// every reload answer "unchanged" (a 304). The worker validates the stored
+// version before it sends the ETag, and replaces it with a full fetch.
+func TestReloadOverTamperedEntryWithTheRealETag(t *testing.T) {
+	const etag = `"v1-abc"`
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		serve(docUpstream)(w, r)
+	})
+	w := newWorker(t, n, worker.Config{URL: up.URL})
+	ctx := t.Context()
+	first, err := w.Reload(ctx)
+	require.NoError(t, err)
+
+	js, err := jetstream.New(n.NC)
+	require.NoError(t, err)
+	bucket, err := js.KeyValue(ctx, kv.BucketConfig)
+	require.NoError(t, err)
+	tampered := fmt.Sprintf(`{"hash":%q,"source":"remote","fetched_at":"2026-03-01T12:00:00Z","url":%q,"etag":%q,"config":{"anthropic":{"x":1}}}`,
+		first.Hash, up.URL, etag)
+	_, err = bucket.Put(ctx, kv.KeyMapping, []byte(tampered))
+	require.NoError(t, err)
+
+	res, err := w.Reload(ctx)
+	require.NoError(t, err)
+	assert.True(t, res.Changed, "the tampered entry is replaced, not kept as unchanged")
+	assert.Empty(t, up.LastHeader().Get("If-None-Match"), "no ETag is sent for a version that does not validate")
+	latest, err := n.Store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, first.Hash, latest.Hash())
+	assert.Equal(t, res.Version, latest.Version)
 }

@@ -377,6 +377,7 @@ func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runEr
 			return nil
 		}
 		s.LastSuccess = &now
+		s.LastError = nil // last_error is the error of the last run: none after a success
 		s.Failures = 0
 		if s.IntervalHours > 0 {
 			next := now.Add(s.Interval())
@@ -410,6 +411,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.Sched
 		return betasync.ScheduleResult{}, err
 	}
 	now := w.now()
+	w.reportCorruptSchedule(ctx, "setting the schedule")
 	s, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours = hours
 		s.Failures = 0
@@ -437,6 +439,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (betasync.Sched
 
 // CancelSchedule stops scheduled reloads.
 func (w *Worker) CancelSchedule(ctx context.Context) (betasync.CancelResult, error) {
+	w.reportCorruptSchedule(ctx, "cancelling the schedule")
 	_, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours, s.NextRun, s.Failures = 0, nil, 0
 		return nil
@@ -452,9 +455,33 @@ func (w *Worker) CancelSchedule(ctx context.Context) (betasync.CancelResult, err
 	}, nil
 }
 
-// Status returns the shared schedule and the current version.
+// reportCorruptSchedule logs a corrupt schedule record that an admin
+// action is about to write over, with what it held.
+func (w *Worker) reportCorruptSchedule(ctx context.Context, doing string) {
+	_, _, err := w.schedules.Get(ctx)
+	if c, ok := errors.AsType[*kv.CorruptScheduleError](err); ok {
+		w.log.Warn("the stored schedule record is corrupt; "+doing+" replaces it",
+			"revision", c.Revision, "err", c.Reason, "replaced", truncate(string(c.Value), 512))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Status returns the shared schedule and the current version. A corrupt
+// schedule record is reported in ScheduleError, not as a failure: setting
+// or cancelling the schedule repairs it.
 func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	s, _, err := w.schedules.Get(ctx)
+	var corrupt string
+	if c, ok := errors.AsType[*kv.CorruptScheduleError](err); ok {
+		corrupt = fmt.Sprintf("the schedule record (revision %d) is corrupt: %s; set or cancel the schedule to replace it", c.Revision, c.Reason)
+		err = nil
+	}
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the schedule", err)
 	}
@@ -467,11 +494,12 @@ func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 		return betasync.ScheduleStatus{}, storeErr("reading the lease", err)
 	}
 	st := betasync.ScheduleStatus{
-		Scheduled:   s.IntervalHours > 0,
-		LastRun:     s.LastRun,
-		LastSuccess: s.LastSuccess,
-		LastError:   s.LastError,
-		LockHolder:  holder,
+		Scheduled:     s.IntervalHours > 0,
+		LastRun:       s.LastRun,
+		LastSuccess:   s.LastSuccess,
+		LastError:     s.LastError,
+		LockHolder:    holder,
+		ScheduleError: corrupt,
 	}
 	if latest != nil {
 		st.ConfigVersion, st.ConfigSource, st.ConfigHash = latest.Version, latest.Source, latest.Hash()

@@ -546,3 +546,46 @@ func TestStatus(t *testing.T) {
 		assert.InDelta(t, 2.0, got["interval_hours"], 0)
 	})
 }
+
+// TestCorruptScheduleRecordIsRepairable reproduces the outside test: with a
+// corrupt schedule record, set, cancel and status all answered 503 until
+// someone ran `nats kv del`. Status now reports the corruption, and setting
+// or cancelling the schedule writes over it and logs what it replaced.
+func TestCorruptScheduleRecordIsRepairable(t *testing.T) {
+	for _, repair := range []string{"set", "cancel"} {
+		t.Run(repair, func(t *testing.T) {
+			srv := natstest.Start(t)
+			n := connect(t, srv)
+			var log logs
+			w := newWorker(t, n, worker.Config{URL: "http://127.0.0.1:1/unused", Logger: log.Logger()})
+			ctx := t.Context()
+			js, err := jetstream.New(n.NC)
+			require.NoError(t, err)
+			bucket, err := js.KeyValue(ctx, kv.BucketState)
+			require.NoError(t, err)
+			_, err = bucket.Put(ctx, kv.KeySchedule, []byte(`{"interval_hours": "garbage`))
+			require.NoError(t, err)
+
+			st, err := w.Status(ctx)
+			require.NoError(t, err, "status reports the corruption instead of failing")
+			assert.Contains(t, st.ScheduleError, "corrupt")
+			assert.False(t, st.Scheduled)
+
+			if repair == "set" {
+				res, err := w.SetSchedule(ctx, 6)
+				require.NoError(t, err)
+				assert.InDelta(t, 6.0, res.IntervalHours, 0)
+			} else {
+				_, err := w.CancelSchedule(ctx)
+				require.NoError(t, err)
+			}
+			assert.True(t, log.Contains("replaces it"), "the repair is logged")
+			assert.True(t, log.Contains(`garbage`), "with what it replaced")
+
+			st, err = w.Status(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, st.ScheduleError)
+			assert.Equal(t, repair == "set", st.Scheduled)
+		})
+	}
+}

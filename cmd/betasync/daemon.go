@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"slices"
 	"time"
 
@@ -281,13 +280,7 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 		api.Commands, api.Ready, api.Mapping, api.Keys = client, client.Ping, d.sub, d.keys
 		api.CommandTimeout = commandTimeout
 	}
-	srv := &http.Server{
-		Handler:           httpapi.NewServer(api),
-		ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout:      commandTimeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-	}
+	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
 	d.serve = make(chan error, 1)
 	go func() { d.serve <- srv.Serve(d.ln) }()
 	d.onStop(func() {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/httpapi"
 	"github.com/betasync/betasync/subscriber"
 )
 
@@ -72,7 +73,9 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("POD_HTTP_ADDR=%q: %w", addr, err)
 	}
-	srv := &http.Server{Handler: newHandler(sub), ReadHeaderTimeout: 5 * time.Second}
+	// The same limits as the admin API: bounded headers, bodies and
+	// times, and no path that a proxy in front would read otherwise.
+	srv := httpapi.NewHTTPServer(newHandler(sub), 5*time.Second, log)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "examplepod: listening on http://%s\n", ln.Addr())

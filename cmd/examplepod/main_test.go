@@ -26,23 +26,7 @@ func TestPodSwitchesVersions(t *testing.T) {
 	store, err := kv.Ensure(t.Context(), js, kv.Config{})
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncbuf.Buffer{}
-	env := map[string]string{"NATS_URL": srv.ClientURL(), "POD_HTTP_ADDR": "127.0.0.1:0"}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, stdout, &syncbuf.Buffer{}) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
-	var base string
-	require.Eventually(t, func() bool {
-		m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(stdout.String())
-		if m != nil {
-			base = m[1]
-		}
-		return m != nil
-	}, 5*time.Second, 10*time.Millisecond)
+	base := startPod(t, srv.ClientURL())
 
 	filter := func() filterResponse {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/filter?provider=bedrock", nil)
@@ -83,4 +67,28 @@ func TestPodSwitchesVersions(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// startPod runs the pod on a free port against the NATS at natsURL until
+// the test ends, and returns its base URL.
+func startPod(t *testing.T, natsURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncbuf.Buffer{}
+	env := map[string]string{"NATS_URL": natsURL, "POD_HTTP_ADDR": "127.0.0.1:0"}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, stdout, &syncbuf.Buffer{}) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	var base string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(stdout.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, 5*time.Second, 10*time.Millisecond)
+	return base
 }

@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// authGuard returns the middleware of every route that needs a key: s.auth
+// (which answers 401 and 403) behind the failed-login throttle and log of
+// s.cfg.AuthLimits. One guard, one throttle, for all routes.
+func (s *server) authGuard() func(role string, next http.Handler) http.Handler {
+	lim := s.cfg.AuthLimits.withDefaults()
+	g := &guard{
+		keys: s.cfg.Keys,
+		lim:  lim,
+		th:   newThrottle(lim),
+		log:  &loginLog{log: s.log, burst: lim.LogBurst, every: lim.LogEvery, now: lim.Now},
+	}
+	return func(role string, next http.Handler) http.Handler {
+		return g.wrap(s.auth(role, next))
+	}
+}
+
+type guard struct {
+	keys *Keyring
+	lim  AuthLimits
+	th   *throttle
+	log  *loginLog
+}
+
+// wrap throttles and logs failed logins before next (s.auth) decides.
+// Nothing here reads the body: the key is checked before any handler does.
+func (g *guard) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := clientAddr(r, g.lim.TrustedProxies)
+		tok, why := token(r)
+		if tok == "" {
+			// Not a guess: logged, not counted. s.auth answers 401.
+			g.log.failed(r, addr, why)
+			next.ServeHTTP(w, r)
+			return
+		}
+		sum := sha256.Sum256([]byte(tok))
+		_, valid := g.keys.match(sum)
+		if wait := g.th.attempt(addr, sum, valid, g.lim.Now()); wait > 0 {
+			// The same answer whether the key was right or not.
+			secs := max(1, int((wait+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			g.log.failed(r, addr, "throttled after too many wrong keys")
+			writeStatus(w, http.StatusTooManyRequests, statusType(http.StatusTooManyRequests),
+				fmt.Sprintf("too many wrong API keys from %s: retry in %d s", addr, secs))
+			return
+		}
+		if !valid {
+			g.log.failed(r, addr, "invalid API key")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loginLog writes failed logins at WARN, at most burst lines per interval
+// (per server, so per process), so that a flood cannot fill the disk. The
+// lines it drops are counted, and the count is written in one line when
+// the next interval begins (with the next failed login: there is no timer
+// to own). The key is never logged.
+type loginLog struct {
+	log   *slog.Logger
+	burst int
+	every time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	start   time.Time // of the current interval
+	logged  int       // lines written in it
+	dropped int       // lines dropped in it
+}
+
+func (l *loginLog) failed(r *http.Request, addr, reason string) {
+	now := l.now()
+	l.mu.Lock()
+	var dropped int
+	var since time.Time
+	if now.Sub(l.start) >= l.every || now.Before(l.start) {
+		dropped, since = l.dropped, l.start
+		l.start, l.logged, l.dropped = now, 0, 0
+	}
+	ok := l.logged < l.burst
+	if ok {
+		l.logged++
+	} else {
+		l.dropped++
+	}
+	last := ok && l.logged == l.burst
+	l.mu.Unlock()
+
+	ctx := r.Context()
+	if dropped > 0 {
+		l.log.WarnContext(ctx, "failed logins not logged", "count", dropped,
+			"since", since.UTC().Format(time.RFC3339), "limit", fmt.Sprintf("%d per %s", l.burst, l.every))
+	}
+	if !ok {
+		return
+	}
+	args := []any{"client", addr, "remote_addr", r.RemoteAddr, "method", clip(r.Method, 16),
+		"path", clip(r.URL.Path, clipLen), "reason", reason}
+	if last {
+		args = append(args, "note", "limit reached: further failed logins in this interval are counted, not logged")
+	}
+	l.log.WarnContext(ctx, "failed login", args...)
+}
