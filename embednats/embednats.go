@@ -25,7 +25,20 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// MaxPayload is the message size limit; MaxPayload (4 MiB) when 0.
 	MaxPayload int32
+	// PingInterval is how often the server pings each client; after
+	// MaxPingsOut unanswered pings it drops the client. A stalled client
+	// (a SIGSTOPped worker) thus leaves its queue groups within about
+	// 3*PingInterval, instead of NATS's default of minutes. PingInterval
+	// when 0.
+	PingInterval time.Duration
 }
+
+// Liveness defaults: a client that answers no ping for 2 intervals (plus
+// one for the ping in flight) is dropped, about 15 s.
+const (
+	PingInterval = 5 * time.Second
+	MaxPingsOut  = 2
+)
 
 // MaxPayload is the embedded server's message size limit: room for a
 // maximum-size mapping plus its envelope.
@@ -51,14 +64,19 @@ func Start(cfg Config) (*server.Server, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = MaxPayload
 	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = PingInterval
+	}
 	opts := &server.Options{
-		ServerName: "betasync-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		MaxPayload: cfg.MaxPayload,
-		NoSigs:     true,
+		PingInterval: cfg.PingInterval,
+		MaxPingsOut:  MaxPingsOut,
+		ServerName:   "betasync-embedded",
+		Host:         host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		MaxPayload:   cfg.MaxPayload,
+		NoSigs:       true,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

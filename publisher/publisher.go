@@ -111,7 +111,7 @@ func (c *Client) request(ctx context.Context, subject string, payload []byte, ou
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
-	msg, err := c.nc.RequestWithContext(ctx, subject, payload)
+	msg, err := c.deliver(ctx, &nats.Msg{Subject: subject, Data: payload})
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return betasync.Errorf(betasync.EUNAVAILABLE, "no betasync worker is answering on %s", subject)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,7 +40,8 @@ type Service struct {
 	sem chan struct{}
 
 	mu      sync.Mutex
-	stopped bool // once set, no command starts
+	stopped bool         // once set, no command starts
+	dropped atomic.Int64 // commands that came too late
 	wg      sync.WaitGroup
 
 	stop   sync.Once
@@ -110,6 +112,10 @@ func (s *Service) Stop() error {
 	return s.stopEr
 }
 
+// Dropped is the number of commands dropped because they arrived after
+// their caller had moved on (see HeaderStartBy).
+func (s *Service) Dropped() int64 { return s.dropped.Load() }
+
 // Info returns the micro service's description.
 func (s *Service) Info() micro.Info { return s.svc.Info() }
 
@@ -134,11 +140,30 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 			return
 		}
 		subject, reply, payload := req.Subject(), req.Reply(), req.Data()
+		now := time.Now()
+		run, deadline, progress := admit(req.Headers(), now)
+		if !run {
+			<-s.sem
+			s.dropped.Add(1)
+			s.cfg.Logger.Warn("dropped a command that arrived after its caller moved on", "subject", subject)
+			return
+		}
+		if progress {
+			s.progress(reply, "ack")
+		}
+		if deadline.IsZero() || deadline.After(now.Add(s.cfg.Timeout)) {
+			deadline = now.Add(s.cfg.Timeout)
+		}
 		s.wg.Go(func() {
 			defer func() { <-s.sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			defer cancel()
+			done := make(chan struct{})
+			if progress {
+				s.wg.Go(func() { s.heartbeat(reply, done) })
+			}
 			out, err := serve(ctx, s.cmd, payload)
+			close(done)
 			s.reply(subject, reply, out, err)
 		})
 	}

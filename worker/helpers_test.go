@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,6 +67,7 @@ var (
 	connect     = testbed.Connect
 	run         = testbed.Run
 	requireCode = testbed.RequireCode
+	newProxy    = testbed.NewProxy
 )
 
 type node = testbed.Node
@@ -118,78 +117,6 @@ func (u updates) Pending(t *testing.T) int {
 func waitFor(t *testing.T, cond func() bool, msgAndArgs ...any) {
 	t.Helper()
 	require.Eventually(t, cond, 15*time.Second, 5*time.Millisecond, msgAndArgs...)
-}
-
-// proxy forwards TCP connections to a server. Stall makes it drop
-// everything from then on, in both directions, as a hung server or network
-// would: the connections stay open but no request gets an answer.
-type proxy struct {
-	ln      net.Listener
-	target  string
-	stalled atomic.Bool
-	wg      sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.accept)
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// Addr is the host:port clients dial.
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
-
-// Stall stops forwarding for good.
-func (p *proxy) Stall() { p.stalled.Store(true) }
-
-func (p *proxy) accept() {
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		upstream, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, upstream)
-		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(upstream, client) })
-		p.wg.Go(func() { p.pipe(client, upstream) })
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !p.stalled.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // logs captures a worker's log output.

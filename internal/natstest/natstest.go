@@ -41,6 +41,17 @@ func StartWithMaxPayload(t testing.TB, limit int32) *Server {
 	return s
 }
 
+// StartWithPingInterval runs a server like Start that drops a client after
+// about three unanswered pings at interval, for tests of stalled clients.
+func StartWithPingInterval(t testing.TB, interval time.Duration) *Server {
+	t.Helper()
+	srv, err := embednats.Start(embednats.Config{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), PingInterval: interval})
+	require.NoError(t, err)
+	s := &Server{Server: srv}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // StartAt runs a server on listen with JetStream in dir; tests that restart a
 // server reuse the port and dir of the one before.
 func StartAt(t testing.TB, listen, dir string) *Server {
