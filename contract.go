@@ -39,6 +39,9 @@ type Commands interface {
 	DeleteOverride(ctx context.Context, provider, beta string) (OverrideResult, error)
 	// ListOverrides returns the stored overrides.
 	ListOverrides(ctx context.Context) (OverrideList, error)
+	// Fleet asks every pod which version it serves, collects the answers
+	// for a short window, and says whether the fleet has converged.
+	Fleet(ctx context.Context) (FleetView, error)
 }
 
 // Sources of a mapping version.

@@ -31,4 +31,5 @@ func (s *server) routes() {
 	r.Handle("/anthropic_beta_headers/overrides", auth(RoleViewer, s.handleOverrideList())).Methods(http.MethodGet)
 	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideSet())).Methods(http.MethodPut)
 	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideDelete())).Methods(http.MethodDelete)
+	r.Handle("/anthropic_beta_headers/fleet", auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
 }

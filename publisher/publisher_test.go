@@ -33,6 +33,7 @@ var subjects = []string{
 	publisher.SubjectOverrideSet,
 	publisher.SubjectOverrideDelete,
 	publisher.SubjectOverrideList,
+	publisher.SubjectFleet,
 }
 
 func TestAnnounce(t *testing.T) {

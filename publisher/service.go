@@ -239,4 +239,5 @@ var endpoints = []struct {
 	{"overrides_set", SubjectOverrideSet, serveOverrideSet},
 	{"overrides_delete", SubjectOverrideDelete, serveOverrideDelete},
 	{"overrides_list", SubjectOverrideList, serveOverrideList},
+	{"fleet", SubjectFleet, serveFleet}, // fleet.go
 }

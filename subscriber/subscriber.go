@@ -28,6 +28,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/kv"
@@ -95,6 +96,12 @@ type Subscriber struct {
 
 	applied, stale, invalid, resyncs, corrected atomic.Uint64
 
+	// The fleet view (fleet.go).
+	podID    string
+	noFleet  bool
+	rejected atomic.Pointer[betasync.Rejection] // the last version refused
+	svc      micro.Service                      // the betasync_pod service; nil WithoutFleet
+
 	events   chan []byte
 	offers   chan offer
 	statuses chan nats.Status
@@ -121,6 +128,7 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		offers:       make(chan offer),
 		done:         make(chan struct{}),
 	}
+	s.podID = defaultPodID() // fleet.go
 	for _, o := range opts {
 		o(s)
 	}
@@ -139,6 +147,10 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		return nil, err
 	}
 	s.sub = sub
+	if err := s.startFleet(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
 	s.statuses = nc.StatusChanged(nats.CONNECTED)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -201,10 +213,12 @@ func (s *Subscriber) Stats() Stats {
 }
 
 // Close stops the goroutine and unsubscribes; once it returns, no swap
-// happens and OnUpdate is not called. It does not touch the connection.
+// happens, OnUpdate is not called, and the pod has left the fleet view
+// (the betasync_pod service is stopped). It does not close the connection.
 // Calling it more than once is safe.
 func (s *Subscriber) Close() {
 	s.close.Do(func() {
+		s.stopFleet()
 		s.cancel()
 		<-s.done
 		_ = s.sub.Unsubscribe()
@@ -319,6 +333,8 @@ func (s *Subscriber) replace(snap, cur *betasync.Snapshot) {
 	s.log.Warn("the version in use is not the one stored in KV; going back to KV's",
 		"version", cur.Version, "hash", cur.Hash(), "kv_version", snap.Version, "kv_hash", snap.Hash())
 	s.corrected.Add(1)
+	s.reject(cur.Version, "resync", betasync.Errorf(betasync.EINVALID,
+		"version %d (hash %s) is not the one stored in KV (version %d, hash %s); replaced by KV's", cur.Version, cur.Hash(), snap.Version, snap.Hash()))
 	s.swap(snap, cur, "kv")
 }
 
@@ -344,6 +360,7 @@ func (s *Subscriber) readKV(ctx context.Context) *betasync.Snapshot {
 			return nil
 		case errors.Is(err, kv.ErrCorrupt):
 			s.invalid.Add(1)
+			s.reject(0, "kv", err)
 			s.log.Warn("the stored mapping is not valid; keeping the current one", "err", err)
 			return nil
 		case attempt == 8:
@@ -380,6 +397,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	v, err := betasync.PeekVersion(data)
 	if err != nil {
 		s.invalid.Add(1)
+		s.reject(0, "event", err)
 		s.log.Warn("ignoring an undecodable config.updated event", "err", err)
 		return
 	}
@@ -392,6 +410,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	snap := new(betasync.Snapshot)
 	if err := json.Unmarshal(data, snap); err != nil {
 		s.invalid.Add(1)
+		s.reject(v, "event", err)
 		s.log.Warn("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))
 		return
 	}

@@ -57,6 +57,7 @@ type Config struct {
 	UserAgent     string        // sent with every fetch
 	Now           func() time.Time
 	Logger        *slog.Logger
+	FleetWindow   time.Duration // how long Fleet collects pod answers; reported as window_ms
 }
 
 // Metrics receives what the worker does; nil is fine.
@@ -72,6 +73,9 @@ type Deps struct {
 	// to the replica's own subscriber).
 	Announce func(ctx context.Context, snap *betasync.Snapshot) error
 	Metrics  Metrics // nil is fine
+	// Fleet collects every pod's status (publisher.Fleet with the
+	// configured window); nil: the fleet command answers EUNAVAILABLE.
+	Fleet func(ctx context.Context) ([]betasync.PodStatus, error)
 }
 
 // Reload triggers and outcomes, as logged and counted.
@@ -103,6 +107,8 @@ type Worker struct {
 	wg     sync.WaitGroup // reload runners and the start-up reload
 
 	tenure atomic.Pointer[tenure] // non-nil while this replica holds the lease
+
+	fleet func(ctx context.Context) ([]betasync.PodStatus, error) // fleet.go
 }
 
 // tenure is one continuous holding of the lease.
@@ -163,6 +169,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		overrides: deps.Store.Overrides,
 		announce:  deps.Announce,
 		metrics:   deps.Metrics,
+		fleet:     deps.Fleet,
 		fetcher:   newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
 		log:       cfg.Logger,
 		writes:    make(chan struct{}, 1),

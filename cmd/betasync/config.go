@@ -42,6 +42,7 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_KV_REPLICAS", "1", "JetStream KV bucket replicas (3 on a cluster)"},
 	{"BETASYNC_HISTORY", "64", "mapping versions kept for history and rollback (32 to 64); older ones are purged"},
 	{"BETASYNC_SHUTDOWN_TIMEOUT", "10s", "how long shutdown waits for requests in flight"},
+	{"BETASYNC_FLEET_WINDOW", "500ms", "how long a fleet view collects pod answers (at most 10s)"},
 	{"BETASYNC_LOG_FORMAT", "auto", "text (coloured), json, or auto: text on a terminal, json otherwise"},
 	{"BETASYNC_LOG_LEVEL", "info", "debug, info, warn or error"},
 }
@@ -73,6 +74,7 @@ type config struct {
 	kvReplicas     int
 	history        int
 	shutdown       time.Duration
+	fleetWindow    time.Duration
 	logFormat      string
 	logLevel       slog.Level
 }
@@ -123,6 +125,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.checkInterval = duration("BETASYNC_CHECK_INTERVAL")
 	c.lockTTL = duration("BETASYNC_LOCK_TTL")
 	c.shutdown = duration("BETASYNC_SHUTDOWN_TIMEOUT")
+	c.fleetWindow = duration("BETASYNC_FLEET_WINDOW")
+	if c.fleetWindow > 10*time.Second {
+		fail("BETASYNC_FLEET_WINDOW=%q: at most 10s", getenv("BETASYNC_FLEET_WINDOW"))
+	}
 	if c.lockTTL > 0 && c.lockTTL < time.Second {
 		fail("BETASYNC_LOCK_TTL=%q: must be at least 1s", getenv("BETASYNC_LOCK_TTL"))
 	}

@@ -158,6 +158,7 @@ func (d *daemon) subscribe(context.Context) error {
 	//nolint:contextcheck // long-lived: the subscriber stops on Close, not with a ctx
 	sub, err := subscriber.New(d.nc,
 		subscriber.WithLogger(d.log.With("component", "subscriber")),
+		subscriber.WithPodID(d.cfg.replicaID), // in the fleet view too
 		subscriber.WithOnUpdate(func(s *betasync.Snapshot) { d.met.SetVersion(s.Version) }),
 	)
 	if err != nil {
@@ -185,6 +186,7 @@ func (d *daemon) startWorker(ctx context.Context) error {
 		LocalFile:     d.cfg.localFile,
 		FetchTimeout:  d.cfg.fetchTimeout,
 		CheckInterval: d.cfg.checkInterval,
+		FleetWindow:   d.cfg.fleetWindow,
 		UserAgent:     "betasync/" + version + " (+https://github.com/betasync/betasync)",
 		Logger:        d.log.With("component", "worker"),
 	}, worker.Deps{
@@ -194,6 +196,9 @@ func (d *daemon) startWorker(ctx context.Context) error {
 			return publisher.Announce(ctx, d.nc, snap)
 		},
 		Metrics: d.met,
+		Fleet: func(ctx context.Context) ([]betasync.PodStatus, error) {
+			return publisher.Fleet(ctx, d.nc, d.cfg.fleetWindow)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("LITELLM_ANTHROPIC_BETA_HEADERS_URL / BETASYNC_LOCAL_CONFIG: %w", err)

@@ -238,6 +238,8 @@ func TestDaemonRejectsInvalidSettings(t *testing.T) {
 		{"unreachable NATS", map[string]string{"NATS_URL": "nats://127.0.0.1:1", "BETASYNC_NATS_CONNECT_TIMEOUT": "300ms"}, "NATS_URL"},
 		{"bad URL", map[string]string{"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "False", "LITELLM_ANTHROPIC_BETA_HEADERS_URL": "ftp://example.invalid/x"}, "LITELLM_ANTHROPIC_BETA_HEADERS_URL"},
 		{"bad keys file", map[string]string{"BETASYNC_KEYS_FILE": file}, "BETASYNC_KEYS_FILE"},
+		{"bad fleet window", map[string]string{"BETASYNC_FLEET_WINDOW": "0s"}, "BETASYNC_FLEET_WINDOW"},
+		{"long fleet window", map[string]string{"BETASYNC_FLEET_WINDOW": "1m"}, "BETASYNC_FLEET_WINDOW"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,7 +348,7 @@ func TestComposeUsesKnownVariables(t *testing.T) {
 		t.Skip("no docker-compose.yml")
 	}
 	require.NoError(t, err)
-	known := []string{"POD_HTTP_ADDR"} // the example pod's own
+	known := []string{"POD_HTTP_ADDR", "POD_ID"} // the example pod's own
 	for _, e := range envVars {
 		known = append(known, e.name)
 	}

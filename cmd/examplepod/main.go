@@ -58,7 +58,11 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer nc.Close()
 
-	sub, err := subscriber.New(nc, subscriber.WithLogger(log)) //nolint:contextcheck // stops on Close
+	opts := []subscriber.Option{subscriber.WithLogger(log)}
+	if id := getenv("POD_ID"); id != "" {
+		opts = append(opts, subscriber.WithPodID(id)) // its name in the fleet view; default <hostname>-<pid>
+	}
+	sub, err := subscriber.New(nc, opts...) //nolint:contextcheck // stops on Close
 
 	if err != nil {
 		return err

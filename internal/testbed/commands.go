@@ -73,3 +73,8 @@ func (c *Commands) DeleteOverride(ctx context.Context, provider, beta string) (b
 func (c *Commands) ListOverrides(ctx context.Context) (betasync.OverrideList, error) {
 	return betasync.OverrideList{Status: betasync.StatusSuccess, Overrides: betasync.Overrides{}}, c.wait(ctx)
 }
+
+// Fleet answers an empty fleet view.
+func (c *Commands) Fleet(ctx context.Context) (betasync.FleetView, error) {
+	return betasync.FleetView{Pods: []betasync.PodStatus{}, Lagging: []string{}}, c.wait(ctx)
+}
