@@ -89,7 +89,7 @@ func (w *Worker) SetOverride(ctx context.Context, provider, beta string, value *
 	}
 	res, err := w.storeOverrides(ctx, o, "set")
 	res.Provider, res.Beta, res.Value = section, beta, value
-	w.logOverride(ctx, "override set", res, err)
+	w.logOverride(ctx, "override.set", res, err)
 	return res, err
 }
 
@@ -118,7 +118,7 @@ func (w *Worker) DeleteOverride(ctx context.Context, provider, beta string) (bet
 	}
 	res, err := w.storeOverrides(ctx, o, "deleted")
 	res.Provider, res.Beta, res.Deleted = section, beta, true
-	w.logOverride(ctx, "override deleted", res, err)
+	w.logOverride(ctx, "override.delete", res, err)
 	return res, err
 }
 
@@ -176,6 +176,9 @@ func (w *Worker) storeOverrides(ctx context.Context, o betasync.Overrides, what 
 			return res, nil
 		}
 		next.Source = betasync.SourceOverride
+		next.Actor = actorName(ctx, TriggerManual)
+		next.RolledBackFrom = 0
+		next.Changes = betasync.Diff(latest.Mapping, next.Mapping)
 		rev, err := w.mappings.Put(ctx, next, expected)
 		if betasync.ErrorCode(err) == betasync.ECONFLICT {
 			continue
@@ -189,27 +192,19 @@ func (w *Worker) storeOverrides(ctx context.Context, o betasync.Overrides, what 
 		}
 		res.Message = fmt.Sprintf("override %s: new version %d", what, rev)
 		res.Version, res.Hash, res.Changed, res.Timestamp = rev, next.Hash(), true, w.now()
-		res.Changes = betasync.Diff(latest.Mapping, next.Mapping)
+		res.Changes = next.Changes
 		return res, nil
 	}
 	return res, betasync.Errorf(betasync.ECONFLICT, "the stored mapping kept changing while storing the override; the override is stored and applies to the next version")
 }
 
-// logOverride records an override change at INFO (WARN when it failed),
-// with who asked when known.
-func (w *Worker) logOverride(ctx context.Context, msg string, res betasync.OverrideResult, err error) {
+// logOverride records an override change in the audit log.
+func (w *Worker) logOverride(ctx context.Context, action string, res betasync.OverrideResult, err error) {
 	attrs := []any{"provider", res.Provider, "beta", res.Beta, "version", res.Version, "changed", res.Changed}
 	if res.Value != nil {
 		attrs = append(attrs, "value", *res.Value)
 	} else if !res.Deleted {
 		attrs = append(attrs, "value", "null")
 	}
-	if a, ok := betasync.ActorFrom(ctx); ok {
-		attrs = append(attrs, "actor", a.Name, "addr", a.Addr)
-	}
-	if err != nil {
-		w.log.Warn(msg+": storing the new version failed", append(attrs, "err", betasync.ErrorMessage(err))...)
-		return
-	}
-	w.log.Info(msg, attrs...)
+	w.audit(ctx, action, err, attrs...)
 }

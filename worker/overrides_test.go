@@ -196,7 +196,7 @@ func TestOverridesOverNATS(t *testing.T) {
 		assert.Nil(t, latest.Overrides)
 		assert.Empty(t, res.Overrides)
 	})
-	assert.True(t, f.logs.Contains("override set"))
+	assert.True(t, f.logs.Contains("action=override.set"))
 }
 
 func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
