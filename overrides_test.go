@@ -18,8 +18,6 @@ const overrideDoc = `{"description": "golden", "provider_aliases": {"bedrock_inv
   "anthropic": {"context-1m-2025-08-07": "context-1m-2025-08-07"},
   "bedrock": {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19", "context-1m-2025-08-07": null}}`
 
-func ptr(s string) *string { return &s }
-
 func mustParse(t *testing.T, doc string) *betasync.Mapping {
 	t.Helper()
 	m, err := betasync.Parse([]byte(doc))
@@ -34,19 +32,19 @@ func TestCheckOverride(t *testing.T) {
 		value                *string
 		section, err         string // err: a part of the message; "" for success
 	}{
-		{"section, rename", "bedrock", "context-1m-2025-08-07", ptr("context-1m"), "bedrock", ""},
+		{"section, rename", "bedrock", "context-1m-2025-08-07", new("context-1m"), "bedrock", ""},
 		{"section, drop", "anthropic", "context-1m-2025-08-07", nil, "anthropic", ""},
-		{"alias resolves to its section", "bedrock_invoke", "new-beta-2026-01-01", ptr("x"), "bedrock", ""},
+		{"alias resolves to its section", "bedrock_invoke", "new-beta-2026-01-01", new("x"), "bedrock", ""},
 		{"unknown provider", "openai", "b", nil, "", `provider "openai" is neither a section nor an alias`},
 		{"empty provider", "", "b", nil, "", "provider is empty"},
 		{"empty beta", "bedrock", "", nil, "", "is empty"},
 		{"padded beta", "bedrock", " b", nil, "", "leading or trailing white space"},
 		{"beta with a comma", "bedrock", "a,b", nil, "", "contains a comma"},
-		{"empty value", "bedrock", "b", ptr(""), "", "value is empty"},
-		{"value with a comma", "bedrock", "b", ptr("x,y"), "", "contains a comma"},
-		{"value with a newline", "bedrock", "b", ptr("x\ny"), "", "control character"},
-		{"padded value", "bedrock", "b", ptr("x "), "", "white space"},
-		{"long value", "bedrock", "b", ptr(strings.Repeat("x", 300)), "", "longer than"},
+		{"empty value", "bedrock", "b", new(""), "", "value is empty"},
+		{"value with a comma", "bedrock", "b", new("x,y"), "", "contains a comma"},
+		{"value with a newline", "bedrock", "b", new("x\ny"), "", "control character"},
+		{"padded value", "bedrock", "b", new("x "), "", "white space"},
+		{"long value", "bedrock", "b", new(strings.Repeat("x", 300)), "", "longer than"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			section, err := m.CheckOverride(tt.provider, tt.beta, tt.value)
@@ -65,10 +63,10 @@ func TestCheckOverride(t *testing.T) {
 func TestWithOverridesAndUpstream(t *testing.T) {
 	up := mustParse(t, overrideDoc)
 	o := betasync.Overrides{}
-	o.Set("bedrock", "context-1m-2025-08-07", ptr("context-1m"))              // null upstream -> renamed
+	o.Set("bedrock", "context-1m-2025-08-07", new("context-1m"))              // null upstream -> renamed
 	o.Set("bedrock", "advanced-tool-use-2025-11-20", nil)                     // name upstream -> dropped
-	o.Set("anthropic", "new-beta-2026-01-01", ptr("new-beta-2026-01-01"))     // absent upstream -> added
-	o.Set("anthropic", "context-1m-2025-08-07", ptr("context-1m-2025-08-07")) // agrees: redundant
+	o.Set("anthropic", "new-beta-2026-01-01", new("new-beta-2026-01-01"))     // absent upstream -> added
+	o.Set("anthropic", "context-1m-2025-08-07", new("context-1m-2025-08-07")) // agrees: redundant
 	o.Set("vertex_ai", "context-1m-2025-08-07", nil)                          // no section: skipped
 
 	merged, err := up.WithOverrides(o)
@@ -83,9 +81,9 @@ func TestWithOverridesAndUpstream(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, "new-beta-2026-01-01", name)
 	assert.Equal(t, []betasync.OverrideRef{{Provider: "vertex_ai", Beta: "context-1m-2025-08-07"}}, merged.Skipped)
-	assert.Equal(t, []betasync.OverrideRef{{Provider: "anthropic", Beta: "context-1m-2025-08-07", Value: ptr("context-1m-2025-08-07")}},
+	assert.Equal(t, []betasync.OverrideRef{{Provider: "anthropic", Beta: "context-1m-2025-08-07", Value: new("context-1m-2025-08-07")}},
 		merged.Applied.Redundant())
-	assert.Equal(t, betasync.AppliedOverride{Value: ptr("new-beta-2026-01-01"), Absent: true}, merged.Applied["anthropic"]["new-beta-2026-01-01"])
+	assert.Equal(t, betasync.AppliedOverride{Value: new("new-beta-2026-01-01"), Absent: true}, merged.Applied["anthropic"]["new-beta-2026-01-01"])
 	assert.Equal(t, up.Description(), eff.Description())
 	assert.Equal(t, up.Aliases(), eff.Aliases())
 
@@ -122,14 +120,14 @@ func TestWithOverridesAndUpstream(t *testing.T) {
 		name, ok := next.Lookup("bedrock", "context-1m-2025-08-07")
 		assert.True(t, ok)
 		assert.Equal(t, "context-1m", name)
-		assert.Equal(t, ptr("old-name"), next.Overrides["bedrock"]["context-1m-2025-08-07"].Upstream)
+		assert.Equal(t, new("old-name"), next.Overrides["bedrock"]["context-1m-2025-08-07"].Upstream)
 	})
 }
 
 func TestSnapshotOverridesRoundTrip(t *testing.T) {
 	up := mustParse(t, overrideDoc)
 	o := betasync.Overrides{}
-	o.Set("bedrock", "context-1m-2025-08-07", ptr("context-1m"))
+	o.Set("bedrock", "context-1m-2025-08-07", new("context-1m"))
 	merged, err := up.WithOverrides(o)
 	require.NoError(t, err)
 	snap := betasync.NewSnapshot(merged.Mapping, betasync.SourceOverride, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
@@ -145,7 +143,7 @@ func TestSnapshotOverridesRoundTrip(t *testing.T) {
 
 	t.Run("overrides that do not match the config are rejected", func(t *testing.T) {
 		bad := *snap
-		bad.Overrides = betasync.AppliedOverrides{"bedrock": {"context-1m-2025-08-07": {Value: ptr("other")}}}
+		bad.Overrides = betasync.AppliedOverrides{"bedrock": {"context-1m-2025-08-07": {Value: new("other")}}}
 		data, err := json.Marshal(bad)
 		require.NoError(t, err)
 		err = json.Unmarshal(data, new(betasync.Snapshot))
@@ -159,7 +157,7 @@ func TestParseOverrideBody(t *testing.T) {
 		want       *string
 		code, msg  string
 	}{
-		{"name", `{"value": "x"}`, ptr("x"), "", ""},
+		{"name", `{"value": "x"}`, new("x"), "", ""},
 		{"null", `{"value": null}`, nil, "", ""},
 		{"trailing white space", "{\"value\": null}\n", nil, "", ""},
 		{"empty", ``, nil, betasync.EUNPROCESSABLE, "body is required"},
@@ -187,11 +185,11 @@ func TestParseOverrideBody(t *testing.T) {
 // TestOverrideRepliesGolden pins the override commands' replies.
 func TestOverrideRepliesGolden(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
-	o := betasync.Overrides{"bedrock": {"context-1m-2025-08-07": ptr("context-1m"), "interleaved-thinking-2025-05-14": nil}}
+	o := betasync.Overrides{"bedrock": {"context-1m-2025-08-07": new("context-1m"), "interleaved-thinking-2025-05-14": nil}}
 	replies := map[string]any{
 		"override_set": betasync.OverrideResult{
 			Status: betasync.StatusSuccess, Message: "override set: new version 8", Provider: "bedrock",
-			Beta: "context-1m-2025-08-07", Value: ptr("context-1m"), Overrides: o, Version: 8, Changed: true, Hash: "abc",
+			Beta: "context-1m-2025-08-07", Value: new("context-1m"), Overrides: o, Version: 8, Changed: true, Hash: "abc",
 			Changes:   betasync.Changes{"bedrock": {Renamed: map[string]betasync.Rename{"context-1m-2025-08-07": {To: "context-1m"}}}},
 			Timestamp: at,
 		},

@@ -112,7 +112,8 @@ func TestHistoryAndRollbackOverHTTP(t *testing.T) {
 		var rollbacks int
 		for _, l := range lines {
 			assert.NotEmpty(t, l["actor"])
-			assert.True(t, strings.HasPrefix(l["addr"].(string), "127.0.0.1:"), "from where: %v", l)
+			addr, _ := l["addr"].(string)
+			assert.True(t, strings.HasPrefix(addr, "127.0.0.1:"), "from where: %v", l)
 			if l["action"] == "rollback" {
 				rollbacks++
 				assert.Equal(t, "ops", l["actor"])

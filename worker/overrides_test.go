@@ -32,8 +32,6 @@ var (
   "bedrock": {"context-1m-2025-08-07": "context-1m", "advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}}`)
 )
 
-func strp(s string) *string { return &s }
-
 // fleet is a worker replica serving the commands on a real server, with
 // several pods (subscribers) on their own connections.
 type fleet struct {
@@ -97,19 +95,19 @@ func TestOverridesOverNATS(t *testing.T) {
 	assert.Equal(t, before.Version, list.Version)
 
 	t.Run("set through an alias renames on every pod", func(t *testing.T) {
-		res, err := c.SetOverride(ctx, "bedrock_invoke", "context-1m-2025-08-07", strp("context-1m"))
+		res, err := c.SetOverride(ctx, "bedrock_invoke", "context-1m-2025-08-07", new("context-1m"))
 		require.NoError(t, err)
 		assert.True(t, res.Changed)
 		assert.Equal(t, "bedrock", res.Provider, "the alias is resolved")
 		assert.Greater(t, res.Version, before.Version)
-		assert.Equal(t, betasync.Overrides{"bedrock": {"context-1m-2025-08-07": strp("context-1m")}}, res.Overrides)
+		assert.Equal(t, betasync.Overrides{"bedrock": {"context-1m-2025-08-07": new("context-1m")}}, res.Overrides)
 		assert.Equal(t, betasync.Changes{"bedrock": {Renamed: map[string]betasync.Rename{"context-1m-2025-08-07": {To: "context-1m"}}}}, res.Changes)
 		latest := f.converge(t)
 		assert.Equal(t, res.Version, latest.Version)
 		assert.Equal(t, betasync.SourceOverride, latest.Source)
 		assert.Equal(t, before.FetchedAt, latest.FetchedAt, "fetched_at stays the upstream document's")
 		for i, pod := range f.pods {
-			assert.Equal(t, strp("context-1m"), lookup(pod.Current(), "bedrock_invoke", "context-1m-2025-08-07"), "pod %d", i)
+			assert.Equal(t, new("context-1m"), lookup(pod.Current(), "bedrock_invoke", "context-1m-2025-08-07"), "pod %d", i)
 		}
 	})
 
@@ -139,9 +137,9 @@ func TestOverridesOverNATS(t *testing.T) {
 			{"unknown provider", "openai", "x-beta", nil, `provider "openai"`},
 			{"beta with a comma", "anthropic", "a,b", nil, "comma"},
 			{"padded beta", "anthropic", " x-beta", nil, "white space"},
-			{"value with a comma", "anthropic", "x-beta", strp("a,b"), "comma"},
-			{"empty value", "anthropic", "x-beta", strp(""), "empty"},
-			{"value with a control character", "anthropic", "x-beta", strp("a\r\nX-Injected: 1"), "control character"},
+			{"value with a comma", "anthropic", "x-beta", new("a,b"), "comma"},
+			{"empty value", "anthropic", "x-beta", new(""), "empty"},
+			{"value with a control character", "anthropic", "x-beta", new("a\r\nX-Injected: 1"), "control character"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := c.SetOverride(ctx, tt.provider, tt.beta, tt.value)
@@ -202,9 +200,9 @@ func TestOverridesOverNATS(t *testing.T) {
 func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
 	f := newFleet(t, docOverrideA, 2)
 	ctx := t.Context()
-	_, err := f.Client.SetOverride(ctx, "anthropic", "x-beta", strp("x-pinned"))
+	_, err := f.Client.SetOverride(ctx, "anthropic", "x-beta", new("x-pinned"))
 	require.NoError(t, err)
-	_, err = f.Client.SetOverride(ctx, "bedrock", "new-beta", strp("new-beta"))
+	_, err = f.Client.SetOverride(ctx, "bedrock", "new-beta", new("new-beta"))
 	require.NoError(t, err)
 	withOverrides := f.converge(t)
 
@@ -215,10 +213,10 @@ func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
 		assert.True(t, res.Changed)
 		latest := f.converge(t)
 		assert.Equal(t, betasync.SourceRemote, latest.Source)
-		assert.Equal(t, strp("x-pinned"), lookup(latest, "anthropic", "x-beta"), "the override wins over the new upstream value")
-		assert.Equal(t, strp("context-1m"), lookup(latest, "bedrock", "context-1m-2025-08-07"), "the upstream change is applied")
-		assert.Equal(t, strp("new-beta"), lookup(latest, "bedrock", "new-beta"))
-		assert.Equal(t, strp("x-beta-v2"), latest.Overrides["anthropic"]["x-beta"].Upstream, "the new upstream value is recorded")
+		assert.Equal(t, new("x-pinned"), lookup(latest, "anthropic", "x-beta"), "the override wins over the new upstream value")
+		assert.Equal(t, new("context-1m"), lookup(latest, "bedrock", "context-1m-2025-08-07"), "the upstream change is applied")
+		assert.Equal(t, new("new-beta"), lookup(latest, "bedrock", "new-beta"))
+		assert.Equal(t, new("x-beta-v2"), latest.Overrides["anthropic"]["x-beta"].Upstream, "the new upstream value is recorded")
 		up, err := latest.Upstream()
 		require.NoError(t, err)
 		assert.Equal(t, hashOf(t, docOverrideB), up.Hash())
@@ -235,7 +233,7 @@ func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
 		}, "the restarted worker's start-up reload")
 		latest := f.converge(t)
 		assert.Equal(t, before.Version, latest.Version, "the start-up reload finds the same content")
-		assert.Equal(t, strp("x-pinned"), lookup(latest, "anthropic", "x-beta"))
+		assert.Equal(t, new("x-pinned"), lookup(latest, "anthropic", "x-beta"))
 		res, err := w2.SetOverride(ctx, "bedrock_invoke", "advanced-tool-use-2025-11-20", nil)
 		require.NoError(t, err)
 		assert.True(t, res.Changed)
@@ -258,7 +256,7 @@ func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
 		older.Version = rev
 		require.NoError(t, publisher.Announce(ctx, f.Node.NC, older))
 		got := f.converge(t)
-		assert.Equal(t, strp("x-pinned"), lookup(got, "anthropic", "x-beta"))
+		assert.Equal(t, new("x-pinned"), lookup(got, "anthropic", "x-beta"))
 		assert.Nil(t, lookup(got, "bedrock", "advanced-tool-use-2025-11-20"), "the override set after that version applies to it")
 		assert.Nil(t, lookup(got, "bedrock", "context-1m-2025-08-07"), "the older upstream document is back")
 		up, err := got.Upstream()
@@ -269,14 +267,14 @@ func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
 		_, err = f.Client.DeleteOverride(ctx, "anthropic", "x-beta")
 		require.NoError(t, err)
 		got = f.converge(t)
-		assert.Equal(t, strp("x-beta"), lookup(got, "anthropic", "x-beta"))
+		assert.Equal(t, new("x-beta"), lookup(got, "anthropic", "x-beta"))
 	})
 }
 
 func TestReloadReportsRedundantOverrides(t *testing.T) {
 	f := newFleet(t, docOverrideA, 1)
 	ctx := t.Context()
-	_, err := f.Client.SetOverride(ctx, "bedrock", "context-1m-2025-08-07", strp("context-1m"))
+	_, err := f.Client.SetOverride(ctx, "bedrock", "context-1m-2025-08-07", new("context-1m"))
 	require.NoError(t, err)
 	res, err := f.Client.Reload(ctx)
 	require.NoError(t, err)
@@ -286,7 +284,7 @@ func TestReloadReportsRedundantOverrides(t *testing.T) {
 	res, err = f.Client.Reload(ctx)
 	require.NoError(t, err)
 	assert.True(t, res.Changed)
-	assert.Equal(t, []betasync.OverrideRef{{Provider: "bedrock", Beta: "context-1m-2025-08-07", Value: strp("context-1m")}}, res.RedundantOverrides)
+	assert.Equal(t, []betasync.OverrideRef{{Provider: "bedrock", Beta: "context-1m-2025-08-07", Value: new("context-1m")}}, res.RedundantOverrides)
 	assert.True(t, f.logs.Contains("override is redundant"))
 
 	res, err = f.Client.Reload(ctx)
@@ -312,7 +310,7 @@ func TestOverrideAndReloadRace(t *testing.T) {
 			assert.NoError(t, err, "round %d: reload", i)
 		})
 		wg.Go(func() {
-			_, err := w2.SetOverride(ctx, "bedrock", fmt.Sprintf("race-%d", i), strp(fmt.Sprintf("v-%d", i)))
+			_, err := w2.SetOverride(ctx, "bedrock", fmt.Sprintf("race-%d", i), new(fmt.Sprintf("v-%d", i)))
 			assert.NoError(t, err, "round %d: override", i)
 		})
 		wg.Go(func() {
@@ -322,9 +320,9 @@ func TestOverrideAndReloadRace(t *testing.T) {
 		wg.Wait()
 		latest, err := f.Store.Mappings.Latest(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, strp(fmt.Sprintf("round-%d", i)), lookup(latest, "anthropic", "round"), "round %d: the new upstream document is stored", i)
+		assert.Equal(t, new(fmt.Sprintf("round-%d", i)), lookup(latest, "anthropic", "round"), "round %d: the new upstream document is stored", i)
 		for j := 0; j <= i; j++ {
-			assert.Equal(t, strp(fmt.Sprintf("v-%d", j)), lookup(latest, "bedrock", fmt.Sprintf("race-%d", j)), "round %d: override %d", i, j)
+			assert.Equal(t, new(fmt.Sprintf("v-%d", j)), lookup(latest, "bedrock", fmt.Sprintf("race-%d", j)), "round %d: override %d", i, j)
 			_, present := latest.Overrides["anthropic"][fmt.Sprintf("race-%d", j)]
 			assert.True(t, present, "round %d: null override %d", i, j)
 		}
@@ -336,7 +334,7 @@ func TestOverrideAndReloadRace(t *testing.T) {
 	o, _, err := f.Store.Overrides.Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 2*rounds, o.Len())
-	assert.True(t, latest.Overrides.Values().Len() == o.Len(), "every stored override is in the version")
+	assert.Equal(t, latest.Overrides.Values().Len(), o.Len(), "every stored override is in the version")
 }
 
 // On a 3-node cluster with 3 bucket replicas, an override set through one
@@ -364,12 +362,12 @@ func TestOverridesOnCluster(t *testing.T) {
 		return err == nil && latest.Hash() == hashOf(t, docOverrideA)
 	}, "the start-up reload")
 
-	res, err := client.SetOverride(ctx, "bedrock_invoke", "context-1m-2025-08-07", strp("context-1m"))
+	res, err := client.SetOverride(ctx, "bedrock_invoke", "context-1m-2025-08-07", new("context-1m"))
 	require.NoError(t, err)
 	require.True(t, res.Changed)
 	for i, pod := range pods {
 		waitFor(t, func() bool { return pod.Current().Version == res.Version }, "pod %d applies the override", i)
-		assert.Equal(t, strp("context-1m"), lookup(pod.Current(), "bedrock", "context-1m-2025-08-07"))
+		assert.Equal(t, new("context-1m"), lookup(pod.Current(), "bedrock", "context-1m-2025-08-07"))
 	}
 	// The overrides are replicated: another node reads them.
 	js2, err := jetstream.New(nodes[1].Connect(t))
@@ -378,7 +376,7 @@ func TestOverridesOnCluster(t *testing.T) {
 	require.NoError(t, err)
 	o, _, err := st2.Overrides.Get(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, betasync.Overrides{"bedrock": {"context-1m-2025-08-07": strp("context-1m")}}, o)
+	assert.Equal(t, betasync.Overrides{"bedrock": {"context-1m-2025-08-07": new("context-1m")}}, o)
 
 	res, err = client.DeleteOverride(ctx, "bedrock", "context-1m-2025-08-07")
 	require.NoError(t, err)

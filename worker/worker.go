@@ -500,7 +500,7 @@ func (w *Worker) CancelSchedule(ctx context.Context) (res betasync.CancelResult,
 func (w *Worker) reportCorruptSchedule(ctx context.Context, doing string) {
 	_, _, err := w.schedules.Get(ctx)
 	if c, ok := errors.AsType[*kv.CorruptScheduleError](err); ok {
-		w.log.Warn("the stored schedule record is corrupt; "+doing+" replaces it",
+		w.log.Warn("the stored schedule record is corrupt; this command replaces it", "command", doing,
 			"revision", c.Revision, "err", c.Reason, "replaced", truncate(string(c.Value), 512))
 	}
 }
