@@ -6,8 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
+
+	"github.com/betasync/betasync/internal/ratelog"
 )
 
 // authGuard returns the middleware of every route that needs a key: s.auth
@@ -19,7 +20,7 @@ func (s *server) authGuard() func(role string, next http.Handler) http.Handler {
 		keys: s.cfg.Keys,
 		lim:  lim,
 		th:   newThrottle(lim),
-		log:  &loginLog{log: s.log, burst: lim.LogBurst, every: lim.LogEvery, now: lim.Now},
+		log:  &loginLog{log: s.log, limit: &ratelog.Limiter{Burst: lim.LogBurst, Every: lim.LogEvery}, now: lim.Now},
 	}
 	return func(role string, next http.Handler) http.Handler {
 		return g.wrap(s.auth(role, next))
@@ -70,45 +71,23 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 // to own). The key is never logged.
 type loginLog struct {
 	log   *slog.Logger
-	burst int
-	every time.Duration
+	limit *ratelog.Limiter
 	now   func() time.Time
-
-	mu      sync.Mutex
-	start   time.Time // of the current interval
-	logged  int       // lines written in it
-	dropped int       // lines dropped in it
 }
 
 func (l *loginLog) failed(r *http.Request, addr, reason string) {
-	now := l.now()
-	l.mu.Lock()
-	var dropped int
-	var since time.Time
-	if now.Sub(l.start) >= l.every || now.Before(l.start) {
-		dropped, since = l.dropped, l.start
-		l.start, l.logged, l.dropped = now, 0, 0
-	}
-	ok := l.logged < l.burst
-	if ok {
-		l.logged++
-	} else {
-		l.dropped++
-	}
-	last := ok && l.logged == l.burst
-	l.mu.Unlock()
-
+	v := l.limit.Allow(l.now())
 	ctx := r.Context()
-	if dropped > 0 {
-		l.log.WarnContext(ctx, "failed logins not logged", "count", dropped,
-			"since", since.UTC().Format(time.RFC3339), "limit", fmt.Sprintf("%d per %s", l.burst, l.every))
+	if v.Dropped > 0 {
+		l.log.WarnContext(ctx, "failed logins not logged", "count", v.Dropped,
+			"since", v.Since.UTC().Format(time.RFC3339), "limit", fmt.Sprintf("%d per %s", l.limit.Burst, l.limit.Every))
 	}
-	if !ok {
+	if !v.OK {
 		return
 	}
 	args := []any{"client", addr, "remote_addr", r.RemoteAddr, "method", clip(r.Method, 16),
 		"path", clip(r.URL.Path, clipLen), "reason", reason}
-	if last {
+	if v.Last {
 		args = append(args, "note", "limit reached: further failed logins in this interval are counted, not logged")
 	}
 	l.log.WarnContext(ctx, "failed login", args...)

@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/ratelog"
 	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/publisher"
 )
@@ -95,6 +96,7 @@ type Subscriber struct {
 	ready chan struct{} // closed once a bus-delivered version is applied
 
 	applied, stale, invalid, resyncs, corrected atomic.Uint64
+	rejectLog                                   ratelog.Limiter
 
 	// The fleet view (fleet.go).
 	podID    string
@@ -122,6 +124,7 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		bucket:       kv.BucketConfig,
 		resync:       30 * time.Second,
 		confirmDelay: 500 * time.Millisecond,
+		rejectLog:    ratelog.Limiter{Burst: 10, Every: time.Minute},
 		fallback:     betasync.Default(),
 		ready:        make(chan struct{}),
 		events:       make(chan []byte, 64),
@@ -138,6 +141,15 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	// events queue in the client's pending buffer (512Ki messages, 64 MiB)
 	// instead of overflowing a small channel and being dropped unseen.
 	sub, err := nc.Subscribe(s.subject, func(msg *nats.Msg) {
+		if len(msg.Data) > MaxEventSize {
+			// Dropped before decoding: a flood of huge events must not
+			// cost memory. A real version this big is read from KV.
+			s.invalid.Add(1)
+			err := betasync.Errorf(betasync.EINVALID, "event of %d bytes is over the %d-byte limit", len(msg.Data), MaxEventSize)
+			s.reject(0, "event", err)
+			s.warnRejected("ignoring an oversized config.updated event", "bytes", len(msg.Data), "limit", MaxEventSize)
+			return
+		}
 		select {
 		case s.events <- msg.Data:
 		case <-s.done:
@@ -398,7 +410,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	if err != nil {
 		s.invalid.Add(1)
 		s.reject(0, "event", err)
-		s.log.Warn("ignoring an undecodable config.updated event", "err", err)
+		s.warnRejected("ignoring an undecodable config.updated event", "err", err)
 		return
 	}
 	if cur := s.cur.Load(); v <= cur.Version {
@@ -411,7 +423,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	if err := json.Unmarshal(data, snap); err != nil {
 		s.invalid.Add(1)
 		s.reject(v, "event", err)
-		s.log.Warn("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))
+		s.warnRejected("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))
 		return
 	}
 	s.apply(snap, "event")
@@ -446,6 +458,27 @@ func (s *Subscriber) swap(snap, cur *betasync.Snapshot, via string) {
 func (s *Subscriber) confirm(cur *betasync.Snapshot) {
 	if s.markReady(cur.Version > 0) {
 		s.log.Info("mapping confirmed from the bus", "version", cur.Version)
+	}
+}
+
+// MaxEventSize is the largest config.updated event a subscriber decodes:
+// room for a document at the 1 MiB cap (betasync.MaxConfigSize) and its
+// envelope. Larger events are dropped unread and counted as invalid; a
+// real version that large still arrives, from KV, at the next resync.
+const MaxEventSize = 2 * betasync.MaxConfigSize
+
+// warnRejected logs a rejected event at WARN, at most 10 lines a minute: a
+// flood of bad events is counted in Stats, not written out one by one.
+func (s *Subscriber) warnRejected(msg string, args ...any) {
+	v := s.rejectLog.Allow(time.Now())
+	if v.Dropped > 0 {
+		s.log.Warn("rejected config.updated events not logged", "count", v.Dropped, "since", v.Since.UTC().Format(time.RFC3339))
+	}
+	if v.OK {
+		if v.Last {
+			args = append(args, "note", "limit reached: further rejected events this minute are counted, not logged")
+		}
+		s.log.Warn(msg, args...)
 	}
 }
 
