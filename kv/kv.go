@@ -479,3 +479,20 @@ func (l *Lease) Holder(ctx context.Context) (string, error) {
 	}
 	return string(e.Value()), nil
 }
+
+// Check reports whether the buckets can serve the commands now: each
+// bucket's stream answers an info request, which only its leader does, so
+// a cluster that is still electing leaders after a restart is not ready
+// even though its servers accept connections.
+func Check(ctx context.Context, js jetstream.JetStream) error {
+	for _, bucket := range []string{BucketConfig, BucketState, BucketLock} {
+		s, err := js.Stream(ctx, "KV_"+bucket)
+		if err == nil {
+			_, err = s.Info(ctx)
+		}
+		if err != nil {
+			return betasync.Errorf(betasync.EUNAVAILABLE, "KV bucket %s is not available: %v", bucket, err)
+		}
+	}
+	return nil
+}

@@ -268,16 +268,10 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 		Logger:   d.log.With("component", "http"),
 		Observer: d.met,
 		Metrics:  d.met.Handler(),
-		Ready: func(context.Context) error {
-			if !d.nc.IsConnected() {
-				return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS (%s)", d.nc.Status())
-			}
-			return nil
-		},
+		Ready:    d.ready,
 	}
 	if d.cfg.api {
-		client := publisher.NewClient(d.nc)
-		api.Commands, api.Ready, api.Mapping, api.Keys = client, client.Ping, d.sub, d.keys
+		api.Commands, api.Mapping, api.Keys = publisher.NewClient(d.nc), d.sub, d.keys
 		api.CommandTimeout = commandTimeout
 	}
 	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
@@ -294,6 +288,25 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 		fmt.Fprintf(d.stdout, "betasync: admin API at http://%s\n", d.ln.Addr())
 	} else {
 		fmt.Fprintf(d.stdout, "betasync: worker only; health and metrics at http://%s\n", d.ln.Addr())
+	}
+	return nil
+}
+
+// ready answers /readyz: NATS is connected, the KV buckets answer (their
+// stream leaders are elected), and, on an API replica, a worker answers.
+func (d *daemon) ready(ctx context.Context) error {
+	if !d.nc.IsConnected() {
+		return betasync.Errorf(betasync.EUNAVAILABLE, "not connected to NATS (%s)", d.nc.Status())
+	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return betasync.Errorf(betasync.EUNAVAILABLE, "JetStream: %v", err)
+	}
+	if err := kv.Check(ctx, js); err != nil {
+		return err
+	}
+	if d.cfg.api {
+		return publisher.NewClient(d.nc).Ping(ctx)
 	}
 	return nil
 }

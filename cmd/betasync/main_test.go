@@ -24,6 +24,7 @@ import (
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
 	"github.com/betasync/betasync/internal/syncbuf"
+	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/subscriber"
 )
 
@@ -495,4 +496,20 @@ func TestFleetOnACluster(t *testing.T) {
 		return mapping.Version == reload.Version && pod.Current().Version == reload.Version
 	}, 10*time.Second, 20*time.Millisecond, "the other replica and the pod serve the version")
 	assert.Equal(t, reload.Hash, pod.Current().Hash())
+}
+
+// TestReadyzNeedsKV reproduces the outside test: after a full cluster
+// restart /readyz said 200 at once while reloads failed for seconds. Ready
+// now means the KV buckets answer too: with one gone, NATS connected and a
+// worker answering are not enough.
+func TestReadyzNeedsKV(t *testing.T) {
+	srv := natstest.Start(t)
+	d := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL()})
+	var body map[string]any
+	require.Eventually(t, func() bool { return d.call(t, http.MethodGet, "/readyz", &body) == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+
+	_, js := srv.JetStream(t)
+	require.NoError(t, js.DeleteKeyValue(t.Context(), kv.BucketState))
+	assert.Equal(t, http.StatusServiceUnavailable, d.call(t, http.MethodGet, "/readyz", &body))
+	assert.Contains(t, fmt.Sprint(body), "KV bucket betasync_state is not available")
 }
