@@ -490,3 +490,33 @@ func TestServiceTooManyInFlight(t *testing.T) {
 	_, err = client.Status(t.Context())
 	testbed.RequireCode(t, err, betasync.EUNAVAILABLE, "too many commands in flight")
 }
+
+// TestServiceShutdownIsBounded: a command that would run long does not
+// hold a bounded shutdown past its bound; the command is cancelled.
+func TestServiceShutdownIsBounded(t *testing.T) {
+	srv := natstest.Start(t)
+	h := &testbed.Commands{Block: make(chan struct{})} // never closed: only cancellation ends it
+	svc, err := publisher.Serve(srv.Connect(t), h, publisher.ServiceConfig{ReplicaID: "stub", Timeout: time.Hour})
+	require.NoError(t, err)
+	client := publisher.NewClient(srv.Connect(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Reload(t.Context())
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return h.Calls.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() {
+		assert.NoError(t, svc.Shutdown(ctx))
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Shutdown did not return after its bound")
+	}
+	testbed.RequireCode(t, <-done, betasync.EUNAVAILABLE)
+}

@@ -42,7 +42,10 @@ type Service struct {
 	mu      sync.Mutex
 	stopped bool         // once set, no command starts
 	dropped atomic.Int64 // commands that came too late
-	wg      sync.WaitGroup
+
+	base  context.Context // every command's; cancelled when a bounded shutdown runs out
+	abort context.CancelFunc
+	wg    sync.WaitGroup
 
 	stop   sync.Once
 	stopEr error
@@ -68,6 +71,8 @@ func Serve(nc *nats.Conn, cmd betasync.Commands, cfg ServiceConfig) (*Service, e
 		cfg.Version = "0.0.0"
 	}
 	s := &Service{nc: nc, cmd: cmd, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
+	//nolint:gosec // cancelled by Shutdown when its bound runs out, or never: commands have their own deadlines
+	s.base, s.abort = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     cfg.Version,
@@ -95,7 +100,14 @@ func Serve(nc *nats.Conn, cmd betasync.Commands, cfg ServiceConfig) (*Service, e
 
 // Stop unsubscribes and waits for the commands in flight; no command starts
 // after it returns. Calling it twice is safe.
-func (s *Service) Stop() error {
+func (s *Service) Stop() error { return s.Shutdown(context.Background()) }
+
+// Shutdown is Stop with a bound: when ctx ends, the commands still in
+// flight are cancelled (their callers get an error, or retry on another
+// replica), and Shutdown returns once they have given up.
+func (s *Service) Shutdown(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, s.abort)
+	defer stop()
 	s.stop.Do(func() {
 		s.stopEr = s.svc.Stop()
 		// micro drains the endpoint subscriptions in the background: flush,
@@ -156,7 +168,7 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 		}
 		s.wg.Go(func() {
 			defer func() { <-s.sem }()
-			ctx, cancel := context.WithDeadline(withActor(context.Background(), headers), deadline)
+			ctx, cancel := context.WithDeadline(withActor(s.base, headers), deadline)
 			defer cancel()
 			done := make(chan struct{})
 			if progress {
@@ -164,6 +176,9 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 			}
 			out, err := serve(ctx, s.cmd, payload)
 			close(done)
+			if err != nil && s.base.Err() != nil {
+				err = betasync.Errorf(betasync.EUNAVAILABLE, "replica %s stopped before the command finished; it may or may not have taken effect", s.cfg.ReplicaID)
+			}
 			s.reply(subject, reply, out, err)
 		})
 	}

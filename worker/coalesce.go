@@ -15,6 +15,8 @@ import (
 type coalescer struct {
 	run func(ctx context.Context) (betasync.ReloadResult, error)
 	wg  *sync.WaitGroup // the worker's; it waits for the runner goroutine
+	// life cancels the reloads when it ends (the worker stops); nil: never.
+	life context.Context
 
 	mu      sync.Mutex
 	running bool
@@ -60,7 +62,15 @@ func (c *coalescer) loop() {
 			return
 		}
 		c.mu.Unlock()
-		f.res, f.err = c.run(f.ctx)
+		ctx, cancel := context.WithCancel(f.ctx)
+		if c.life != nil {
+			stop := context.AfterFunc(c.life, cancel)
+			f.res, f.err = c.run(ctx)
+			stop()
+		} else {
+			f.res, f.err = c.run(ctx)
+		}
+		cancel()
 		close(f.done)
 	}
 }

@@ -26,6 +26,8 @@ const (
 // released the lease (so another replica takes over at once) and waited for
 // its goroutines.
 func (w *Worker) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, w.end)
+	defer stop()
 	if !w.bootstrapWithRetry(ctx) {
 		w.wg.Wait()
 		return nil

@@ -103,6 +103,10 @@ type Worker struct {
 	log       *slog.Logger
 
 	manual coalescer
+	// life ends when Run's context does: reloads that outlive the command
+	// that started them (coalesced ones) stop then too.
+	life context.Context
+	end  context.CancelFunc
 	writes chan struct{}  // one mapping write (reload or rollback) at a time: lockWrites
 	wg     sync.WaitGroup // reload runners and the start-up reload
 
@@ -174,7 +178,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		log:       cfg.Logger,
 		writes:    make(chan struct{}, 1),
 	}
-	w.manual = coalescer{run: w.manualReload, wg: &w.wg}
+	w.life, w.end = context.WithCancel(context.Background())
+	w.manual = coalescer{run: w.manualReload, wg: &w.wg, life: w.life}
 	return w, nil
 }
 

@@ -41,7 +41,7 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_LOCK_TTL", "15s", "worker lease TTL; renewed every third of it"},
 	{"BETASYNC_KV_REPLICAS", "1", "JetStream KV bucket replicas (3 on a cluster)"},
 	{"BETASYNC_HISTORY", "64", "mapping versions kept for history and rollback (32 to 64); older ones are purged"},
-	{"BETASYNC_SHUTDOWN_TIMEOUT", "10s", "how long shutdown waits for requests in flight"},
+	{"BETASYNC_SHUTDOWN_TIMEOUT", "20s", "bound of the whole shutdown: requests and commands still in flight then are cut off"},
 	{"BETASYNC_FLEET_WINDOW", "500ms", "how long a fleet view collects pod answers (at most 10s)"},
 	{"BETASYNC_LOG_FORMAT", "auto", "text (coloured), json, or auto: text on a terminal, json otherwise"},
 	{"BETASYNC_LOG_LEVEL", "info", "debug, info, warn or error"},

@@ -40,7 +40,7 @@ type daemon struct {
 	sub   *subscriber.Subscriber // the version this replica serves
 	serve chan error             // the admin API's Serve result
 
-	stops []func() // undo the started steps, last first
+	stops []func(context.Context) // undo the started steps, last first, within BETASYNC_SHUTDOWN_TIMEOUT
 }
 
 // runDaemon runs the API and/or the worker until ctx ends, then shuts down
@@ -78,12 +78,17 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 }
 
 // onStop registers the undo of a started step.
-func (d *daemon) onStop(fn func()) { d.stops = append(d.stops, fn) }
+func (d *daemon) onStop(fn func(context.Context)) { d.stops = append(d.stops, fn) }
 
-// stop undoes the started steps, last first.
+// stop undoes the started steps, last first, within
+// BETASYNC_SHUTDOWN_TIMEOUT in all (Kubernetes gives 30 s by default before
+// it kills): requests and commands still in flight when it runs out are cut
+// off, and their callers retry on another replica.
 func (d *daemon) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.shutdown)
+	defer cancel()
 	for _, fn := range slices.Backward(d.stops) {
-		fn()
+		fn(ctx)
 	}
 }
 
@@ -125,7 +130,7 @@ func (d *daemon) listen(context.Context) error {
 		return fmt.Errorf("BETASYNC_HTTP_ADDR=%q: %w", d.cfg.httpAddr, err)
 	}
 	d.ln = ln
-	d.onStop(func() { _ = ln.Close() }) // Shutdown has closed it, unless serving never started
+	d.onStop(func(context.Context) { _ = ln.Close() }) // Shutdown has closed it, unless serving never started
 	return nil
 }
 
@@ -138,7 +143,7 @@ func (d *daemon) startNATS(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BETASYNC_NATS_LISTEN=%q: %w", d.cfg.natsListen, err)
 	}
-	d.onStop(func() { stopServer(srv, d.log) })
+	d.onStop(func(context.Context) { stopServer(srv, d.log) })
 	d.url = srv.ClientURL()
 	fmt.Fprintf(d.stdout, "betasync: embedded NATS at %s (JetStream in %s)\n", d.url, d.cfg.dataDir)
 	return nil
@@ -150,7 +155,7 @@ func (d *daemon) connect(ctx context.Context) error {
 		return err
 	}
 	d.nc = nc
-	d.onStop(func() { drain(nc, d.log) })
+	d.onStop(func(context.Context) { drain(nc, d.log) })
 	return nil
 }
 
@@ -165,7 +170,7 @@ func (d *daemon) subscribe(context.Context) error {
 		return fmt.Errorf("subscribing to mapping updates: %w", err)
 	}
 	d.sub = sub
-	d.onStop(sub.Close)
+	d.onStop(func(context.Context) { sub.Close() })
 	return nil
 }
 
@@ -213,7 +218,7 @@ func (d *daemon) startWorker(ctx context.Context) error {
 			d.log.Error("worker stopped", "err", err)
 		}
 	}()
-	d.onStop(func() { cancel(); <-done })
+	d.onStop(func(context.Context) { cancel(); <-done }) // Run's own work is bounded by the fetch timeout
 
 	//nolint:contextcheck // long-lived: each command gets its own timeout; the service stops on Stop
 	svc, err := publisher.Serve(d.nc, w, publisher.ServiceConfig{
@@ -225,8 +230,8 @@ func (d *daemon) startWorker(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting the betasync micro service: %w", err)
 	}
-	d.onStop(func() {
-		if err := svc.Stop(); err != nil {
+	d.onStop(func(ctx context.Context) {
+		if err := svc.Shutdown(ctx); err != nil {
 			d.log.Warn("stopping the command service", "err", err)
 		}
 	})
@@ -277,10 +282,9 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
 	d.serve = make(chan error, 1)
 	go func() { d.serve <- srv.Serve(d.ln) }()
-	d.onStop(func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.shutdown)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
+	d.onStop(func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
 			d.log.Warn("admin API shutdown: requests still in flight were cut off", "err", err)
 		}
 	})

@@ -8,12 +8,14 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -512,4 +514,52 @@ func TestReadyzNeedsKV(t *testing.T) {
 	require.NoError(t, js.DeleteKeyValue(t.Context(), kv.BucketState))
 	assert.Equal(t, http.StatusServiceUnavailable, d.call(t, http.MethodGet, "/readyz", &body))
 	assert.Contains(t, fmt.Sprint(body), "KV bucket betasync_state is not available")
+}
+
+// TestShutdownIsBounded reproduces the outside test: shutdown could take
+// the HTTP timeout plus about 25 s of commands in flight, past Kubernetes'
+// 30 s grace. With a reload hanging on its upstream (fetch timeout 60 s),
+// the whole shutdown stays within BETASYNC_SHUTDOWN_TIMEOUT.
+func TestShutdownIsBounded(t *testing.T) {
+	hang := make(chan struct{})
+	reached := make(chan struct{}, 1)
+	var hits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 { // the start-up reload
+			_, _ = w.Write(betasync.Default().JSON())
+			return
+		}
+		select {
+		case reached <- struct{}{}:
+		default:
+		}
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(hang) })
+	d := startDaemon(t, map[string]string{
+		"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "False",
+		"LITELLM_ANTHROPIC_BETA_HEADERS_URL":   up.URL,
+		"BETASYNC_FETCH_TIMEOUT":               "60s",
+		"BETASYNC_SHUTDOWN_TIMEOUT":            "1s",
+	})
+	go func() {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, d.url+"/reload/anthropic_beta_headers", nil)
+		req.Header.Set("Authorization", "Bearer sk-test")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	select { // the manual reload waits on the upstream
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reload did not reach the upstream")
+	}
+
+	start := time.Now()
+	require.NoError(t, d.shutdown(t))
+	assert.Less(t, time.Since(start), 15*time.Second, "a hung command does not hold the shutdown for its 60 s")
 }
