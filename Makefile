@@ -33,8 +33,11 @@ bench: ## run the benchmarks (hot-path filtering, parsing)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
 .PHONY: fuzz
-fuzz: ## fuzz the mapping parser for FUZZTIME
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
+fuzz: ## run every fuzz target for FUZZTIME each (make test runs only their seeds)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendBetas$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHours$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
+	$(GO) test -run '^$$' -fuzz '^FuzzCommandPayloads$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./publisher
 
 .PHONY: vet
 vet: ## go vet and a gofmt check

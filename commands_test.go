@@ -252,3 +252,27 @@ func TestErrorCodeAndMessage(t *testing.T) {
 	}
 	assert.Equal(t, "betasync: not_found: no version 7", e.Error())
 }
+
+// FuzzParseHours: whatever the text, ParseHours either accepts a number in
+// range or rejects it with 400 or 422 and a message naming hours.
+func FuzzParseHours(f *testing.F) {
+	for _, s := range []string{"", "24", " 1.5 ", "0", "-1", "8761", "NaN", "inf", "1e400", "0x10", "1_0", "abc", "\x00", "+.5e1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := betasync.ParseHours(s)
+		if err == nil {
+			if verr := betasync.ValidateHours(h); verr != nil {
+				t.Fatalf("ParseHours(%q) = %v, outside the bounds", s, h)
+			}
+			return
+		}
+		code := betasync.ErrorCode(err)
+		if code != betasync.EINVALID && code != betasync.EUNPROCESSABLE {
+			t.Fatalf("ParseHours(%q): code %s", s, code)
+		}
+		if !strings.Contains(betasync.ErrorMessage(err), "hours") {
+			t.Fatalf("ParseHours(%q): message %q does not name hours", s, betasync.ErrorMessage(err))
+		}
+	})
+}
