@@ -1,0 +1,681 @@
+package natsconf_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/kv"
+)
+
+// confFile is the file under test.
+const confFile = "../../scripts/nats-server.conf"
+
+// waitFor bounds every wait for something the server must send. It is a
+// deadline for a hung test, not a measurement.
+const waitFor = 5 * time.Second
+
+// The users of confFile and the variables their passwords come from.
+var passwordVars = map[string]string{
+	"betasync": "BETASYNC_NATS_PASSWORD",
+	"api":      "API_NATS_PASSWORD",
+	"pod":      "POD_NATS_PASSWORD",
+	"admin":    "ADMIN_NATS_PASSWORD",
+}
+
+// Not in contract.go yet: the fleet view's subject and service, and the
+// overrides bucket.
+const (
+	subjectPodStatus = "betasync.pod.status"
+	podService       = "betasync_pod"
+	bucketOverrides  = "betasync_overrides"
+)
+
+// natsServer is a nats-server started from confFile.
+type natsServer struct {
+	srv       *server.Server
+	passwords map[string]string // user -> password
+}
+
+// startServer sets a fresh password for every user in the environment,
+// loads confFile, and runs it on a random port with JetStream in a temporary
+// directory.
+func startServer(t *testing.T) *natsServer {
+	t.Helper()
+	s := &natsServer{passwords: map[string]string{}}
+	for user, env := range passwordVars {
+		pw := "pw" + rand.Text()
+		t.Setenv(env, pw)
+		s.passwords[user] = pw
+	}
+	opts, err := server.ProcessConfigFile(confFile)
+	require.NoError(t, err)
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.StoreDir = t.TempDir()
+	opts.NoSigs, opts.NoLog = true, true
+	srv, err := server.NewServer(opts)
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	require.True(t, srv.ReadyForConnections(10*time.Second), "the server did not start")
+	s.srv = srv
+	return s
+}
+
+// client is a connection as one user, recording the errors the server sends
+// it asynchronously (permissions violations among them).
+type client struct {
+	*nats.Conn
+	errs chan error
+}
+
+func (s *natsServer) connect(t *testing.T, user string) *client {
+	t.Helper()
+	c := &client{errs: make(chan error, 64)}
+	nc, err := nats.Connect(s.srv.ClientURL(),
+		nats.UserInfo(user, s.passwords[user]),
+		nats.Name(user),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case c.errs <- err:
+			default:
+			}
+		}),
+	)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	c.Conn = nc
+	return c
+}
+
+// jetStream returns a JetStream context on c.
+func (c *client) jetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(c.Conn)
+	require.NoError(t, err)
+	return js
+}
+
+// requireClean checks that the server has rejected nothing c sent so far.
+// The server answers the flush's PING after any error about what came
+// before it, and the client records such an error (LastError) while reading,
+// before it reads the PONG: so this is exact, with no waiting.
+func (c *client) requireClean(t *testing.T) {
+	t.Helper()
+	require.NoError(t, c.Flush())
+	require.NoError(t, c.LastError(), "the server refused something user %s is meant to do", c.Opts.Name)
+}
+
+// requireViolation waits for the server to report that it refused op
+// ("Publish" or "Subscription") on subject.
+func (c *client) requireViolation(t *testing.T, op, subject string) {
+	t.Helper()
+	want := fmt.Sprintf("Permissions Violation for %s to %q", op, subject)
+	deadline := time.After(waitFor)
+	var seen []string
+	for {
+		select {
+		case err := <-c.errs:
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), want) {
+				return
+			}
+			seen = append(seen, err.Error())
+		case <-deadline:
+			t.Fatalf("user %s: no %q from the server; other errors: %q", c.Opts.Name, want, seen)
+		}
+	}
+}
+
+// requireDenied runs call, which sends a request on subject, and checks
+// that the server refuses it: the violation arrives, and call fails (it
+// would otherwise wait for a reply that never comes, so it is cancelled as
+// soon as the violation is in).
+func (c *client) requireDenied(t *testing.T, subject string, call func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*waitFor)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- call(ctx) }()
+	c.requireViolation(t, "Publish", subject)
+	cancel()
+	require.Error(t, <-done)
+}
+
+// busCtx bounds one call on the bus.
+func busCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// daemon does, as user betasync, what the daemon does on the bus: it owns
+// the buckets, holds the lease, writes the schedule and the mapping
+// versions, announces them, and answers commands as the micro service
+// "betasync".
+type daemon struct {
+	*client
+	store   *kv.Store
+	version atomic.Uint64 // the latest version stored
+}
+
+func startDaemon(t *testing.T, s *natsServer) *daemon {
+	t.Helper()
+	d := &daemon{client: s.connect(t, "betasync")}
+	ctx := busCtx(t)
+	js := d.jetStream(t)
+	store, err := kv.Ensure(ctx, js, kv.Config{})
+	require.NoError(t, err)
+	d.store = store
+
+	// The next bucket (runtime overrides) is the daemon's to create too.
+	overrides, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucketOverrides, History: 8})
+	require.NoError(t, err)
+	_, err = overrides.Put(ctx, "bedrock", []byte(`{"drop": ["context-1m-2025-08-07"]}`))
+	require.NoError(t, err)
+	// A history bigger than a consumer's flow-control window (the server
+	// asks for a flow-control reply after 1 MiB in flight), as 64 versions
+	// of a large mapping would be: reading it needs the $JS.FC replies.
+	for i := range bigRevisions {
+		_, err = overrides.Put(ctx, bigKey, bigValue(i))
+		require.NoError(t, err)
+	}
+	requireBigHistory(t, ctx, overrides)
+
+	// The lease (create, compare-and-swap renewal) and a fenced schedule write.
+	token, err := store.Lease.Acquire(ctx, "replica-1")
+	require.NoError(t, err)
+	rev, err := store.Lease.Renew(ctx, "replica-1", token)
+	require.NoError(t, err)
+	_, err = store.Schedules.Update(ctx, token, func(s *betasync.Schedule) error {
+		s.IntervalHours = 24
+		return nil
+	})
+	require.NoError(t, err)
+
+	// The first version, stored and announced; the history (an ordered
+	// consumer) reads it back.
+	env, err := d.put(ctx)
+	require.NoError(t, err)
+	require.NoError(t, d.announce(env))
+	history, err := store.Mappings.History(ctx)
+	require.NoError(t, err)
+	require.Len(t, history, 1)
+
+	readBuckets(t, d.client)
+
+	svc, err := micro.AddService(d.Conn, micro.Config{Name: betasync.ServiceName, Version: "0.0.0"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Stop() })
+	require.NoError(t, svc.AddEndpoint("reload", micro.HandlerFunc(d.reload), micro.WithEndpointSubject(betasync.SubjectReload)))
+	require.NoError(t, svc.AddEndpoint("schedule_status", micro.HandlerFunc(d.status), micro.WithEndpointSubject(betasync.SubjectScheduleStatus)))
+	d.requireClean(t)
+
+	t.Cleanup(func() {
+		// Runs before the connection closes (cleanups run last first).
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		assert.NoError(t, store.Lease.Release(ctx, rev))
+		assert.NoError(t, d.Flush())
+		assert.NoError(t, d.LastError())
+	})
+	return d
+}
+
+const (
+	bigKey       = "big"
+	bigRevisions = 4
+)
+
+// bigValue is the i-th revision of bigKey: 768 KiB.
+func bigValue(i int) []byte {
+	return []byte(strings.Repeat(string(rune('a'+i)), 768<<10))
+}
+
+// requireBigHistory reads every revision of bigKey from b.
+func requireBigHistory(t *testing.T, ctx context.Context, b jetstream.KeyValue) {
+	t.Helper()
+	history, err := b.History(ctx, bigKey)
+	require.NoError(t, err)
+	require.Len(t, history, bigRevisions)
+	for i, e := range history {
+		require.Equal(t, bigValue(i), e.Value())
+	}
+}
+
+// put stores the embedded mapping as a new version.
+func (d *daemon) put(ctx context.Context) (betasync.Envelope, error) {
+	env := betasync.NewEnvelope(betasync.Default(), betasync.SourceEmbedded, time.Now())
+	rev, err := d.store.Mappings.Put(ctx, env, d.version.Load())
+	if err != nil {
+		return env, err
+	}
+	d.version.Store(rev)
+	env.Version = rev
+	return env, nil
+}
+
+// announce publishes env on config.updated.
+func (d *daemon) announce(env betasync.Envelope) error {
+	data, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	return d.Publish(betasync.SubjectConfigUpdated, data)
+}
+
+// reload answers betasync.reload: a new version, stored and announced.
+// (Handlers run on the client's goroutine: they report failures in the
+// reply, never with require.)
+func (d *daemon) reload(req micro.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	env, err := d.put(ctx)
+	if err == nil {
+		err = d.announce(env)
+	}
+	if err != nil {
+		_ = req.Error("500", err.Error(), nil)
+		return
+	}
+	_ = req.RespondJSON(map[string]any{"version": env.Version})
+}
+
+// status answers betasync.schedule.status from the state and lock buckets.
+func (d *daemon) status(req micro.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	sch, _, err := d.store.Schedules.Get(ctx)
+	if err != nil {
+		_ = req.Error("500", err.Error(), nil)
+		return
+	}
+	holder, err := d.store.Lease.Holder(ctx)
+	if err != nil {
+		_ = req.Error("500", err.Error(), nil)
+		return
+	}
+	_ = req.RespondJSON(map[string]any{"interval_hours": sch.IntervalHours, "lock_holder": holder})
+}
+
+// pod does, as user pod, what a pod does: reads the latest version from KV,
+// follows config.updated, and answers the fleet view with the version it
+// holds.
+type pod struct {
+	*client
+	name    string
+	events  *nats.Subscription
+	version atomic.Uint64
+}
+
+func startPod(t *testing.T, s *natsServer, name string) *pod {
+	t.Helper()
+	p := &pod{client: s.connect(t, "pod"), name: name}
+	ctx := busCtx(t)
+	mappings, err := kv.OpenMappings(ctx, p.jetStream(t), betasync.BucketConfig)
+	require.NoError(t, err)
+	env, err := mappings.Latest(ctx)
+	require.NoError(t, err)
+	_, err = env.Mapping()
+	require.NoError(t, err)
+	p.version.Store(env.Version)
+
+	p.events, err = p.SubscribeSync(betasync.SubjectConfigUpdated)
+	require.NoError(t, err)
+
+	svc, err := micro.AddService(p.Conn, micro.Config{Name: podService, Version: "0.0.0", Metadata: map[string]string{"pod": name}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Stop() })
+	require.NoError(t, svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		_ = req.RespondJSON(map[string]any{"pod": p.name, "version": p.version.Load()})
+	}), micro.WithEndpointSubject(subjectPodStatus), micro.WithEndpointQueueGroupDisabled()))
+	p.requireClean(t)
+	return p
+}
+
+// nextVersion waits for the next config.updated on sub and returns its
+// version, after checking that it carries a valid mapping.
+func nextVersion(t *testing.T, sub *nats.Subscription) uint64 {
+	t.Helper()
+	msg, err := sub.NextMsg(waitFor)
+	require.NoError(t, err)
+	var env betasync.Envelope
+	require.NoError(t, json.Unmarshal(msg.Data, &env))
+	_, err = env.Mapping()
+	require.NoError(t, err)
+	return env.Version
+}
+
+// request sends a request as c and decodes the JSON reply into out, failing
+// on a micro error reply.
+func request(t *testing.T, c *client, subject string, out any) {
+	t.Helper()
+	msg, err := c.RequestWithContext(busCtx(t), subject, nil)
+	require.NoError(t, err, "request %s as %s", subject, c.Opts.Name)
+	require.Empty(t, msg.Header.Get(micro.ErrorHeader), "request %s as %s", subject, c.Opts.Name)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(msg.Data, out))
+	}
+}
+
+// readKey reads key from bucket as c.
+func readKey(t *testing.T, c *client, bucket, key string) []byte {
+	t.Helper()
+	ctx := busCtx(t)
+	b, err := c.jetStream(t).KeyValue(ctx, bucket)
+	require.NoError(t, err, "open %s as %s", bucket, c.Opts.Name)
+	e, err := b.Get(ctx, key)
+	require.NoError(t, err, "get %s/%s as %s", bucket, key, c.Opts.Name)
+	return e.Value()
+}
+
+func TestEachUserCanDoItsJob(t *testing.T) {
+	s := startServer(t)
+	d := startDaemon(t, s)
+	pods := []*pod{startPod(t, s, "pod-1"), startPod(t, s, "pod-2")}
+	for _, p := range pods {
+		require.Equal(t, d.version.Load(), p.version.Load(), "%s read the stored version", p.name)
+	}
+
+	// What an API replica does: the user api, or betasync for a replica
+	// with both roles.
+	for _, user := range []string{"api", "betasync"} {
+		t.Run(user+" as the API", func(t *testing.T) {
+			apiJob(t, s.connect(t, user), d, pods)
+		})
+	}
+
+	t.Run("admin", func(t *testing.T) {
+		admin := s.connect(t, "admin")
+		_, err := admin.SubscribeSync(betasync.SubjectConfigUpdated) // nats sub config.updated
+		require.NoError(t, err)
+
+		request(t, admin, betasync.SubjectReload, nil) // nats req betasync.reload ''
+		request(t, admin, betasync.SubjectScheduleStatus, nil)
+		for _, service := range []string{betasync.ServiceName, podService} {
+			info, err := micro.ControlSubject(micro.InfoVerb, service, "")
+			require.NoError(t, err)
+			request(t, admin, info, nil) // nats micro info betasync
+		}
+
+		// nats kv history betasync_config mapping
+		mappings, err := kv.OpenMappings(busCtx(t), admin.jetStream(t), betasync.BucketConfig)
+		require.NoError(t, err)
+		history, err := mappings.History(busCtx(t))
+		require.NoError(t, err)
+		assert.Len(t, history, 4) // the first version, two API reloads, this one
+		// nats kv get/history on every bucket, a history longer than the
+		// flow-control window included.
+		readBuckets(t, admin)
+		overrides, err := admin.jetStream(t).KeyValue(busCtx(t), bucketOverrides)
+		require.NoError(t, err)
+		requireBigHistory(t, busCtx(t), overrides)
+		// nats kv ls, nats account info
+		js := admin.jetStream(t)
+		var names []string
+		for name := range js.KeyValueStoreNames(busCtx(t)).Name() {
+			names = append(names, name)
+		}
+		assert.ElementsMatch(t, []string{betasync.BucketConfig, betasync.BucketState, betasync.BucketLock, bucketOverrides}, names)
+		var stores int
+		for range js.KeyValueStores(busCtx(t)).Status() {
+			stores++
+		}
+		assert.Equal(t, 4, stores)
+		_, err = js.AccountInfo(busCtx(t))
+		require.NoError(t, err)
+
+		admin.requireClean(t)
+	})
+}
+
+// apiJob is what an API replica does as c: commands, the readiness ping,
+// the fleet view, and reading KV.
+func apiJob(t *testing.T, c *client, d *daemon, pods []*pod) {
+	t.Helper()
+	events, err := c.SubscribeSync(betasync.SubjectConfigUpdated)
+	require.NoError(t, err)
+	require.NoError(t, c.Flush())
+
+	// A reload command, answered by the daemon, whose new version every pod
+	// (and the API's own subscriber) receives.
+	var reload struct{ Version uint64 }
+	request(t, c, betasync.SubjectReload, &reload)
+	require.Equal(t, d.version.Load(), reload.Version)
+	assert.Equal(t, reload.Version, nextVersion(t, events))
+	for _, p := range pods {
+		v := nextVersion(t, p.events)
+		require.Equal(t, reload.Version, v, p.name)
+		p.version.Store(v)
+	}
+
+	// The schedule status, and the ping /readyz sends.
+	var status struct {
+		IntervalHours float64 `json:"interval_hours"`
+		LockHolder    string  `json:"lock_holder"`
+	}
+	request(t, c, betasync.SubjectScheduleStatus, &status)
+	assert.InDelta(t, 24.0, status.IntervalHours, 0)
+	assert.Equal(t, "replica-1", status.LockHolder)
+	ping, err := micro.ControlSubject(micro.PingVerb, betasync.ServiceName, "")
+	require.NoError(t, err)
+	request(t, c, ping, nil)
+
+	// The fleet view: every pod answers (no queue group), with the version
+	// it holds.
+	inbox := c.NewInbox()
+	replies, err := c.SubscribeSync(inbox)
+	require.NoError(t, err)
+	require.NoError(t, c.PublishRequest(subjectPodStatus, inbox, nil))
+	seen := map[string]uint64{}
+	for range pods {
+		msg, err := replies.NextMsg(waitFor)
+		require.NoError(t, err)
+		var st struct {
+			Pod     string
+			Version uint64
+		}
+		require.NoError(t, json.Unmarshal(msg.Data, &st))
+		seen[st.Pod] = st.Version
+	}
+	assert.Equal(t, map[string]uint64{"pod-1": reload.Version, "pod-2": reload.Version}, seen)
+	podPing, err := micro.ControlSubject(micro.PingVerb, podService, "")
+	require.NoError(t, err)
+	request(t, c, podPing, nil)
+
+	// Reading KV: the mapping (its own subscriber), the schedule and the
+	// lease holder.
+	mappings, err := kv.OpenMappings(busCtx(t), c.jetStream(t), betasync.BucketConfig)
+	require.NoError(t, err)
+	env, err := mappings.Latest(busCtx(t))
+	require.NoError(t, err)
+	assert.Equal(t, reload.Version, env.Version)
+	var sch betasync.Schedule
+	require.NoError(t, json.Unmarshal(readKey(t, c, betasync.BucketState, betasync.KeySchedule), &sch))
+	assert.InDelta(t, 24.0, sch.IntervalHours, 0)
+	assert.Equal(t, "replica-1", string(readKey(t, c, betasync.BucketLock, betasync.KeyLease)))
+
+	c.requireClean(t)
+}
+
+// readBuckets reads, as c, one key of every bucket in each way the KV
+// client can: its latest value, a given revision, and its history.
+func readBuckets(t *testing.T, c *client) {
+	t.Helper()
+	for bucket, key := range map[string]string{
+		betasync.BucketConfig: betasync.KeyMapping,
+		betasync.BucketState:  betasync.KeySchedule,
+		betasync.BucketLock:   betasync.KeyLease,
+		bucketOverrides:       "bedrock",
+	} {
+		ctx := busCtx(t)
+		b, err := c.jetStream(t).KeyValue(ctx, bucket)
+		require.NoError(t, err, "open %s as %s", bucket, c.Opts.Name)
+		latest, err := b.Get(ctx, key)
+		require.NoError(t, err, "get %s/%s as %s", bucket, key, c.Opts.Name)
+		rev, err := b.GetRevision(ctx, key, latest.Revision())
+		require.NoError(t, err, "get %s/%s revision %d as %s", bucket, key, latest.Revision(), c.Opts.Name)
+		assert.Equal(t, latest.Value(), rev.Value())
+		history, err := b.History(ctx, key)
+		require.NoError(t, err, "history of %s/%s as %s", bucket, key, c.Opts.Name)
+		assert.NotEmpty(t, history)
+	}
+}
+
+func TestEachUserCanDoNoMore(t *testing.T) {
+	s := startServer(t)
+	d := startDaemon(t, s)
+	envelope, err := json.Marshal(betasync.NewEnvelope(betasync.Default(), betasync.SourceRemote, time.Now()))
+	require.NoError(t, err)
+
+	// putInto writes key into bucket as c, through a handle opened as the
+	// daemon would (opening needs only read access).
+	putInto := func(t *testing.T, c *client, bucket, key string) func(ctx context.Context) error {
+		t.Helper()
+		b, err := c.jetStream(t).KeyValue(busCtx(t), bucket)
+		require.NoError(t, err)
+		return func(ctx context.Context) error {
+			_, err := b.Put(ctx, key, envelope)
+			return err
+		}
+	}
+	publishEvent := func(t *testing.T, c *client) {
+		require.NoError(t, c.Publish(betasync.SubjectConfigUpdated, envelope))
+		c.requireViolation(t, "Publish", betasync.SubjectConfigUpdated)
+	}
+	command := func(t *testing.T, c *client, subject string) {
+		c.requireDenied(t, subject, func(ctx context.Context) error {
+			_, err := c.RequestWithContext(ctx, subject, nil)
+			return err
+		})
+	}
+	subscribe := func(t *testing.T, c *client, subject string) {
+		_, err := c.SubscribeSync(subject)
+		require.NoError(t, err)
+		c.requireViolation(t, "Subscription", subject)
+	}
+	kvSubject := func(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+	tests := []struct {
+		user, name string
+		try        func(t *testing.T, c *client)
+	}{
+		{"pod", "publish config.updated", publishEvent},
+		{"pod", "send betasync.reload", func(t *testing.T, c *client) { command(t, c, betasync.SubjectReload) }},
+		{"pod", "send betasync.schedule.status", func(t *testing.T, c *client) { command(t, c, betasync.SubjectScheduleStatus) }},
+		{"pod", "ask the fleet view", func(t *testing.T, c *client) { command(t, c, subjectPodStatus) }},
+		{"pod", "put into betasync_config", func(t *testing.T, c *client) {
+			c.requireDenied(t, kvSubject(betasync.BucketConfig, betasync.KeyMapping), putInto(t, c, betasync.BucketConfig, betasync.KeyMapping))
+		}},
+		{"pod", "read betasync_state", func(t *testing.T, c *client) {
+			c.requireDenied(t, "$JS.API.STREAM.INFO.KV_"+betasync.BucketState, func(ctx context.Context) error {
+				_, err := c.jetStream(t).KeyValue(ctx, betasync.BucketState)
+				return err
+			})
+		}},
+		{"pod", "answer commands", func(t *testing.T, c *client) { subscribe(t, c, betasync.SubjectReload) }},
+		{"pod", "answer the workers' ping (/readyz)", func(t *testing.T, c *client) {
+			subscribe(t, c, "$SRV.PING."+betasync.ServiceName)
+		}},
+		{"pod", "reply where it was not asked", func(t *testing.T, c *client) {
+			require.NoError(t, c.Publish("_INBOX.someone-else", []byte("{}")))
+			c.requireViolation(t, "Publish", "_INBOX.someone-else")
+		}},
+
+		{"api", "publish config.updated", publishEvent},
+		{"api", "put into betasync_config", func(t *testing.T, c *client) {
+			c.requireDenied(t, kvSubject(betasync.BucketConfig, betasync.KeyMapping), putInto(t, c, betasync.BucketConfig, betasync.KeyMapping))
+		}},
+		{"api", "take the lease", func(t *testing.T, c *client) {
+			c.requireDenied(t, kvSubject(betasync.BucketLock, betasync.KeyLease), putInto(t, c, betasync.BucketLock, betasync.KeyLease))
+		}},
+		{"api", "create the buckets", func(t *testing.T, c *client) {
+			c.requireDenied(t, "$JS.API.INFO", func(ctx context.Context) error {
+				_, err := kv.Ensure(ctx, c.jetStream(t), kv.Config{})
+				return err
+			})
+		}},
+		{"api", "answer commands", func(t *testing.T, c *client) { subscribe(t, c, betasync.SubjectReload) }},
+
+		{"admin", "publish config.updated", publishEvent},
+		{"admin", "put into betasync_config", func(t *testing.T, c *client) {
+			c.requireDenied(t, kvSubject(betasync.BucketConfig, betasync.KeyMapping), putInto(t, c, betasync.BucketConfig, betasync.KeyMapping))
+		}},
+		{"admin", "put into betasync_state", func(t *testing.T, c *client) {
+			c.requireDenied(t, kvSubject(betasync.BucketState, betasync.KeySchedule), putInto(t, c, betasync.BucketState, betasync.KeySchedule))
+		}},
+		{"admin", "delete a bucket", func(t *testing.T, c *client) {
+			c.requireDenied(t, "$JS.API.STREAM.DELETE.KV_"+betasync.BucketConfig, func(ctx context.Context) error {
+				return c.jetStream(t).DeleteKeyValue(ctx, betasync.BucketConfig)
+			})
+		}},
+		{"admin", "answer commands", func(t *testing.T, c *client) { subscribe(t, c, betasync.SubjectReload) }},
+
+		{"betasync", "answer for the pods", func(t *testing.T, c *client) {
+			subscribe(t, c, "$SRV.PING."+podService)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user+" may not "+tt.name, func(t *testing.T) {
+			tt.try(t, s.connect(t, tt.user))
+		})
+	}
+
+	// Nothing above reached KV: the daemon's version is still the latest.
+	env, err := d.store.Mappings.Latest(busCtx(t))
+	require.NoError(t, err)
+	assert.Equal(t, d.version.Load(), env.Version)
+}
+
+func TestOnlyKnownUsersWithTheirPassword(t *testing.T) {
+	s := startServer(t)
+	for _, tt := range []struct{ name, user, password string }{
+		{"no user", "", ""},
+		{"unknown user", "root", s.passwords["admin"]},
+		{"another user's password", "admin", s.passwords["betasync"]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []nats.Option{nats.NoReconnect()}
+			if tt.user != "" {
+				opts = append(opts, nats.UserInfo(tt.user, tt.password))
+			}
+			nc, err := nats.Connect(s.srv.ClientURL(), opts...)
+			if err == nil {
+				nc.Close()
+			}
+			require.ErrorIs(t, err, nats.ErrAuthorization)
+		})
+	}
+}
+
+func TestEveryPasswordMustBeSet(t *testing.T) {
+	for user, env := range passwordVars {
+		t.Run(user, func(t *testing.T) {
+			for _, other := range passwordVars {
+				t.Setenv(other, "pw"+rand.Text())
+			}
+			require.NoError(t, os.Unsetenv(env)) // t.Setenv restores it
+			_, err := server.ProcessConfigFile(confFile)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), env)
+		})
+	}
+}
