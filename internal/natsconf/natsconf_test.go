@@ -20,23 +20,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/natsconf"
 	"github.com/betasync/betasync/kv"
 )
-
-// confFile is the file under test.
-const confFile = "../../scripts/nats-server.conf"
 
 // waitFor bounds every wait for something the server must send. It is a
 // deadline for a hung test, not a measurement.
 const waitFor = 5 * time.Second
-
-// The users of confFile and the variables their passwords come from.
-var passwordVars = map[string]string{
-	"betasync": "BETASYNC_NATS_PASSWORD",
-	"api":      "API_NATS_PASSWORD",
-	"pod":      "POD_NATS_PASSWORD",
-	"admin":    "ADMIN_NATS_PASSWORD",
-}
 
 // Not in contract.go yet: the fleet view's subject and service, and the
 // overrides bucket.
@@ -46,40 +36,6 @@ const (
 	bucketOverrides  = "betasync_overrides"
 )
 
-// natsServer is a nats-server started from confFile.
-type natsServer struct {
-	srv       *server.Server
-	passwords map[string]string // user -> password
-}
-
-// startServer sets a fresh password for every user in the environment,
-// loads confFile, and runs it on a random port with JetStream in a temporary
-// directory.
-func startServer(t *testing.T) *natsServer {
-	t.Helper()
-	s := &natsServer{passwords: map[string]string{}}
-	for user, env := range passwordVars {
-		pw := "pw" + rand.Text()
-		t.Setenv(env, pw)
-		s.passwords[user] = pw
-	}
-	opts, err := server.ProcessConfigFile(confFile)
-	require.NoError(t, err)
-	opts.Host, opts.Port = "127.0.0.1", -1
-	opts.StoreDir = t.TempDir()
-	opts.NoSigs, opts.NoLog = true, true
-	srv, err := server.NewServer(opts)
-	require.NoError(t, err)
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	require.True(t, srv.ReadyForConnections(10*time.Second), "the server did not start")
-	s.srv = srv
-	return s
-}
-
 // client is a connection as one user, recording the errors the server sends
 // it asynchronously (permissions violations among them).
 type client struct {
@@ -87,11 +43,11 @@ type client struct {
 	errs chan error
 }
 
-func (s *natsServer) connect(t *testing.T, user string) *client {
+func connect(t *testing.T, s *natsconf.Server, user string) *client {
 	t.Helper()
 	c := &client{errs: make(chan error, 64)}
-	nc, err := nats.Connect(s.srv.ClientURL(),
-		nats.UserInfo(user, s.passwords[user]),
+	nc, err := nats.Connect(s.ClientURL(),
+		nats.UserInfo(user, s.Passwords[user]),
 		nats.Name(user),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
@@ -177,9 +133,9 @@ type daemon struct {
 	version atomic.Uint64 // the latest version stored
 }
 
-func startDaemon(t *testing.T, s *natsServer) *daemon {
+func startDaemon(t *testing.T, s *natsconf.Server) *daemon {
 	t.Helper()
-	d := &daemon{client: s.connect(t, "betasync")}
+	d := &daemon{client: connect(t, s, "betasync")}
 	ctx := busCtx(t)
 	js := d.jetStream(t)
 	store, err := kv.Ensure(ctx, js, kv.Config{})
@@ -326,9 +282,9 @@ type pod struct {
 	version atomic.Uint64
 }
 
-func startPod(t *testing.T, s *natsServer, name string) *pod {
+func startPod(t *testing.T, s *natsconf.Server, name string) *pod {
 	t.Helper()
-	p := &pod{client: s.connect(t, "pod"), name: name}
+	p := &pod{client: connect(t, s, "pod"), name: name}
 	ctx := busCtx(t)
 	mappings, err := kv.OpenMappings(ctx, p.jetStream(t), betasync.BucketConfig)
 	require.NoError(t, err)
@@ -388,7 +344,7 @@ func readKey(t *testing.T, c *client, bucket, key string) []byte {
 }
 
 func TestEachUserCanDoItsJob(t *testing.T) {
-	s := startServer(t)
+	s := natsconf.Start(t)
 	d := startDaemon(t, s)
 	pods := []*pod{startPod(t, s, "pod-1"), startPod(t, s, "pod-2")}
 	for _, p := range pods {
@@ -399,12 +355,12 @@ func TestEachUserCanDoItsJob(t *testing.T) {
 	// with both roles.
 	for _, user := range []string{"api", "betasync"} {
 		t.Run(user+" as the API", func(t *testing.T) {
-			apiJob(t, s.connect(t, user), d, pods)
+			apiJob(t, connect(t, s, user), d, pods)
 		})
 	}
 
 	t.Run("admin", func(t *testing.T) {
-		admin := s.connect(t, "admin")
+		admin := connect(t, s, "admin")
 		_, err := admin.SubscribeSync(betasync.SubjectConfigUpdated) // nats sub config.updated
 		require.NoError(t, err)
 
@@ -541,7 +497,7 @@ func readBuckets(t *testing.T, c *client) {
 }
 
 func TestEachUserCanDoNoMore(t *testing.T) {
-	s := startServer(t)
+	s := natsconf.Start(t)
 	d := startDaemon(t, s)
 	envelope, err := json.Marshal(betasync.NewEnvelope(betasync.Default(), betasync.SourceRemote, time.Now()))
 	require.NoError(t, err)
@@ -635,7 +591,7 @@ func TestEachUserCanDoNoMore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+" may not "+tt.name, func(t *testing.T) {
-			tt.try(t, s.connect(t, tt.user))
+			tt.try(t, connect(t, s, tt.user))
 		})
 	}
 
@@ -646,18 +602,18 @@ func TestEachUserCanDoNoMore(t *testing.T) {
 }
 
 func TestOnlyKnownUsersWithTheirPassword(t *testing.T) {
-	s := startServer(t)
+	s := natsconf.Start(t)
 	for _, tt := range []struct{ name, user, password string }{
 		{"no user", "", ""},
-		{"unknown user", "root", s.passwords["admin"]},
-		{"another user's password", "admin", s.passwords["betasync"]},
+		{"unknown user", "root", s.Passwords["admin"]},
+		{"another user's password", "admin", s.Passwords["betasync"]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := []nats.Option{nats.NoReconnect()}
 			if tt.user != "" {
 				opts = append(opts, nats.UserInfo(tt.user, tt.password))
 			}
-			nc, err := nats.Connect(s.srv.ClientURL(), opts...)
+			nc, err := nats.Connect(s.ClientURL(), opts...)
 			if err == nil {
 				nc.Close()
 			}
@@ -667,13 +623,13 @@ func TestOnlyKnownUsersWithTheirPassword(t *testing.T) {
 }
 
 func TestEveryPasswordMustBeSet(t *testing.T) {
-	for user, env := range passwordVars {
+	for user, env := range natsconf.PasswordVars {
 		t.Run(user, func(t *testing.T) {
-			for _, other := range passwordVars {
+			for _, other := range natsconf.PasswordVars {
 				t.Setenv(other, "pw"+rand.Text())
 			}
 			require.NoError(t, os.Unsetenv(env)) // t.Setenv restores it
-			_, err := server.ProcessConfigFile(confFile)
+			_, err := server.ProcessConfigFile(natsconf.File())
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), env)
 		})
