@@ -105,8 +105,8 @@ type Worker struct {
 	manual coalescer
 	// life ends when Run's context does: reloads that outlive the command
 	// that started them (coalesced ones) stop then too.
-	life context.Context
-	end  context.CancelFunc
+	life   context.Context
+	end    context.CancelFunc
 	writes chan struct{}  // one mapping write (reload or rollback) at a time: lockWrites
 	wg     sync.WaitGroup // reload runners and the start-up reload
 
