@@ -61,9 +61,11 @@ const (
 // config.updated carries and KV stores:
 //
 //	{"version", "hash", "source", "fetched_at", "url", "etag", "last_modified",
-//	 "actor", "rolled_back_from", "changes", "config", "overrides"}
+//	 "actor", "rolled_back_from", "changes", "config", "signer", "signature",
+//	 "overrides"}
 //
-// actor, rolled_back_from, changes and overrides are left out when empty.
+// actor, rolled_back_from, changes, signer, signature and overrides are left
+// out when empty.
 //
 // In KV, version is left out: the entry's revision is the version.
 type Snapshot struct {
@@ -85,6 +87,11 @@ type Snapshot struct {
 	// Changes is what changed against the version stored before it; nil
 	// for the first version.
 	Changes Changes
+	// Signer and Signature: the worker's public key and its signature of
+	// Version and the document's hash (see Signer); empty when unsigned.
+	Signer    string
+	Signature string
+
 	// Overrides are the runtime overrides merged into Mapping, with what the
 	// upstream document had under each (see Upstream); nil when none.
 	Overrides AppliedOverrides
@@ -108,6 +115,8 @@ type envelope struct {
 	RolledBack   uint64          `json:"rolled_back_from,omitempty"`
 	Changes      Changes         `json:"changes,omitempty"`
 	Config       json.RawMessage `json:"config"`
+	Signer       string          `json:"signer,omitempty"`
+	Signature    string          `json:"signature,omitempty"`
 
 	// The overrides merged into config; see Snapshot.Overrides.
 	Overrides AppliedOverrides `json:"overrides,omitempty"`
@@ -128,6 +137,8 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 		RolledBack:   s.RolledBackFrom,
 		Changes:      s.Changes,
 		Config:       s.JSON(),
+		Signer:       s.Signer,
+		Signature:    s.Signature,
 		Overrides:    s.Overrides,
 	})
 }
@@ -162,6 +173,8 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		RolledBackFrom: e.RolledBack,
 		Changes:        e.Changes,
 		Overrides:      e.Overrides,
+		Signer:         e.Signer,
+		Signature:      e.Signature,
 	}
 	return nil
 }

@@ -143,6 +143,11 @@ type Config struct {
 	History  int           // mapping revisions kept (at least 32); DefaultHistory when 0
 	LockTTL  time.Duration // the lease TTL; DefaultLockTTL when 0
 	Storage  jetstream.StorageType
+	// Signer, when set, signs every mapping version as it is stored, under
+	// the version number it will get (see Mappings.Put), and Verifier, when
+	// set, treats a stored version it rejects as corrupt (see Latest).
+	Signer   *betasync.Signer
+	Verifier *betasync.Verifier
 }
 
 // Store is the worker's view of all three buckets.
@@ -204,7 +209,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, er
 		return nil, err
 	}
 	return &Store{
-		Mappings:  &Mappings{kv: config, nc: js.Conn()},
+		Mappings:  &Mappings{kv: config, nc: js.Conn(), js: js, signer: cfg.Signer, verifier: cfg.Verifier},
 		Schedules: &Schedules{kv: state},
 		Lease:     &Lease{kv: lock, ttl: cfg.LockTTL},
 		Overrides: &OverrideStore{kv: state},
@@ -228,6 +233,18 @@ func OpenMappings(ctx context.Context, js jetstream.JetStream, bucket string) (*
 type Mappings struct {
 	kv jetstream.KeyValue
 	nc *nats.Conn // for the server's max_payload in errors; may be nil
+
+	js       jetstream.JetStream // for signed writes; nil for a read-only binding
+	signer   *betasync.Signer    // nil: versions are stored unsigned
+	verifier *betasync.Verifier  // nil: stored versions are not verified
+}
+
+// WithVerifier returns m reading through v: a stored version v rejects is
+// reported as corrupt.
+func (m *Mappings) WithVerifier(v *betasync.Verifier) *Mappings {
+	c := *m
+	c.verifier = v
+	return &c
 }
 
 // Latest returns the current version, validated, with Version set to its
@@ -241,7 +258,7 @@ func (m *Mappings) Latest(ctx context.Context) (*betasync.Snapshot, error) {
 		}
 		return nil, fmt.Errorf("kv: reading the mapping: %w", err)
 	}
-	return decodeSnapshot(e)
+	return decodeSnapshot(e, m.verifier)
 }
 
 // History returns the stored versions, oldest first. Entries that are not
@@ -259,7 +276,7 @@ func (m *Mappings) History(ctx context.Context) ([]*betasync.Snapshot, error) {
 		if e.Operation() != jetstream.KeyValuePut {
 			continue
 		}
-		snap, err := decodeSnapshot(e)
+		snap, err := decodeSnapshot(e, m.verifier)
 		if err != nil {
 			continue
 		}
@@ -269,17 +286,24 @@ func (m *Mappings) History(ctx context.Context) ([]*betasync.Snapshot, error) {
 }
 
 // Put stores snap as a new version if the current revision is still
-// expected (0: nothing stored yet), and returns the new version. A lost race
-// is an ECONFLICT error and writes nothing. An envelope larger than the NATS
-// server's max_payload is an EUPSTREAM error: the source sent a document too
-// big for this deployment. The stored envelope leaves out the version: the
-// revision is the version.
+// expected (0: nothing stored yet), and sets snap.Version to the new
+// version. A lost race is an ECONFLICT error and writes nothing. An
+// envelope larger than the NATS server's max_payload is an EUPSTREAM error:
+// the source sent a document too big for this deployment. The stored
+// envelope leaves out the version: the revision is the version.
+//
+// With a Signer, the version is signed before it is written, under the
+// number it will get: the stream's last sequence plus one, made certain by
+// writing with that sequence expected (any other write in between makes
+// this one fail as a lost race).
 func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
-	stored := *snap
-	stored.Version = 0
-	data, err := json.Marshal(stored)
+	if m.signer != nil {
+		return m.putSigned(ctx, snap, expected)
+	}
+	snap.Signer, snap.Signature = "", "" // a signature copied from another version would not match
+	data, err := storedForm(snap)
 	if err != nil {
-		return 0, fmt.Errorf("kv: encoding the mapping: %w", err)
+		return 0, err
 	}
 	var rev uint64
 	if expected == 0 {
@@ -287,34 +311,115 @@ func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected ui
 	} else {
 		rev, err = m.kv.Update(ctx, KeyMapping, data, expected)
 	}
+	if err = m.putErr(err, len(data)); err != nil {
+		return 0, err
+	}
+	snap.Version = rev
+	return rev, nil
+}
+
+func (m *Mappings) putSigned(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
+	bucket := m.kv.Bucket()
+	stream, err := m.js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return 0, fmt.Errorf("kv: the mapping stream: %w", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("kv: the mapping stream: %w", err)
+	}
+	last := info.State.LastSeq
+	// The key must still be at the expected revision (0: no live value).
+	e, err := m.kv.Get(ctx, KeyMapping)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		if expected != 0 {
+			return 0, conflict()
+		}
+	case err != nil:
+		return 0, fmt.Errorf("kv: reading the mapping: %w", err)
+	case e.Revision() != expected:
+		return 0, conflict()
+	}
+	signed := *snap
+	signed.Version = last + 1
+	if err := m.signer.Sign(&signed); err != nil {
+		return 0, err
+	}
+	data, err := storedForm(&signed)
+	if err != nil {
+		return 0, err
+	}
+	ack, err := m.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + bucket + "." + KeyMapping, Data: data}, jetstream.WithExpectLastSequence(last))
+	if err = m.putErr(err, len(data)); err != nil {
+		return 0, err
+	}
+	if ack.Sequence != signed.Version {
+		return 0, fmt.Errorf("kv: stored as revision %d, signed as %d", ack.Sequence, signed.Version)
+	}
+	*snap = signed
+	return signed.Version, nil
+}
+
+// storedForm is snap's envelope without its version.
+func storedForm(snap *betasync.Snapshot) ([]byte, error) {
+	stored := *snap
+	stored.Version = 0
+	data, err := json.Marshal(stored)
+	if err != nil {
+		return nil, fmt.Errorf("kv: encoding the mapping: %w", err)
+	}
+	return data, nil
+}
+
+func conflict() error {
+	return betasync.Errorf(betasync.ECONFLICT, "another writer stored a mapping version first")
+}
+
+// putErr names a failed write of size bytes: a lost race, a document too
+// big for the server, or anything else.
+func (m *Mappings) putErr(err error, size int) error {
 	if isConflict(err) {
-		return 0, betasync.Errorf(betasync.ECONFLICT, "another writer stored a mapping version first")
+		return conflict()
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		limit := "the NATS server's max_payload"
 		if m.nc != nil {
 			limit = fmt.Sprintf("the NATS server's max_payload (%d bytes)", m.nc.MaxPayload())
 		}
-		return 0, betasync.Errorf(betasync.EUPSTREAM, "the mapping envelope is %d bytes, more than %s; raise max_payload", len(data), limit)
+		return betasync.Errorf(betasync.EUPSTREAM, "the mapping envelope is %d bytes, more than %s; raise max_payload", size, limit)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("kv: storing the mapping: %w", err)
+		return fmt.Errorf("kv: storing the mapping: %w", err)
 	}
-	return rev, nil
+	return nil
 }
 
-// decodeSnapshot decodes and validates a stored envelope.
-func decodeSnapshot(e jetstream.KeyValueEntry) (*betasync.Snapshot, error) {
+// decodeSnapshot decodes and validates a stored envelope, and verifies its
+// signature when v is set.
+func decodeSnapshot(e jetstream.KeyValueEntry, v *betasync.Verifier) (*betasync.Snapshot, error) {
 	snap := new(betasync.Snapshot)
 	if err := json.Unmarshal(e.Value(), snap); err != nil {
 		return nil, &CorruptError{Revision: e.Revision(), Reason: betasync.ErrorMessage(err)}
 	}
 	snap.Version = e.Revision()
+	if v != nil {
+		if err := v.Verify(snap); err != nil {
+			return nil, &CorruptError{Revision: e.Revision(), Reason: betasync.ErrorMessage(err)}
+		}
+	}
 	return snap, nil
 }
 
 func isConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	// A write with an expected stream sequence (a signed version) that
+	// lost: 10071, or 10164 on a replicated stream.
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Schedules stores the shared schedule.

@@ -74,6 +74,13 @@ func WithResyncInterval(d time.Duration) Option {
 // Close (Close waits for that goroutine).
 func WithOnUpdate(fn func(*betasync.Snapshot)) Option { return func(s *Subscriber) { s.onUpdate = fn } }
 
+// WithVerifier applies only versions signed by a key v trusts, from events
+// and from KV alike (see betasync.Signer); others are rejected like invalid
+// ones. Without it, any version that validates is applied: then anyone who
+// may publish on config.updated can make pods serve a mapping of their
+// choosing until the next resync (see the README).
+func WithVerifier(v *betasync.Verifier) Option { return func(s *Subscriber) { s.verifier = v } }
+
 // WithFallback serves m instead of the embedded default until a version
 // arrives from the bus.
 func WithFallback(m *betasync.Mapping) Option { return func(s *Subscriber) { s.fallback = m } }
@@ -90,6 +97,7 @@ type Subscriber struct {
 	// not hold the version in use.
 	confirmDelay time.Duration
 	onUpdate     func(*betasync.Snapshot)
+	verifier     *betasync.Verifier // nil: versions are not verified
 	fallback     *betasync.Mapping
 
 	cur   atomic.Pointer[betasync.Snapshot]
@@ -400,7 +408,7 @@ func (s *Subscriber) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.Latest(rctx)
+	return store.WithVerifier(s.verifier).Latest(rctx)
 }
 
 // applyEvent decodes an announced version, unless it is not newer than the
@@ -420,7 +428,11 @@ func (s *Subscriber) applyEvent(data []byte) {
 		return
 	}
 	snap := new(betasync.Snapshot)
-	if err := json.Unmarshal(data, snap); err != nil {
+	err = json.Unmarshal(data, snap)
+	if err == nil && s.verifier != nil {
+		err = s.verifier.Verify(snap)
+	}
+	if err != nil {
 		s.invalid.Add(1)
 		s.reject(v, "event", err)
 		s.warnRejected("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lmittmann/tint"
 
+	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/worker"
 )
 
@@ -34,6 +35,9 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_HTTP_ADDR", ":4000", "admin API address (health and metrics only on a worker-only replica)"},
 	{"BETASYNC_ROLES", "api,worker", "what this replica runs: api, worker, or both"},
 	{"BETASYNC_REPLICA_ID", "<hostname>-<pid>", "names this replica in status and logs"},
+	{"BETASYNC_SIGNING_SEED", "", "worker: nkeys seed (SU...) that signs every stored version (betasync keygen makes one); BETASYNC_SIGNING_SEED_FILE to read it from a file"},
+	{"BETASYNC_SIGNING_SEED_FILE", "", "file holding BETASYNC_SIGNING_SEED"},
+	{"BETASYNC_TRUSTED_KEYS", "", "comma-separated public keys (U...) whose signed versions this replica applies; set: unsigned versions are rejected"},
 	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer)"},
 	{"BETASYNC_LOCAL_CONFIG", "", "local mapping file for local-only mode and the first version (default: embedded)"},
 	{"BETASYNC_FETCH_TIMEOUT", "10s", "timeout of one fetch, body included"},
@@ -54,6 +58,8 @@ type config struct {
 	localFile      string
 	masterKey      string
 	keysFile       string
+	signer         *betasync.Signer   // nil: versions are stored unsigned
+	verifier       *betasync.Verifier // nil: versions are not verified
 	natsURL        string
 	natsUser       string
 	natsPassword   string
@@ -179,6 +185,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err := c.logLevel.UnmarshalText([]byte(env("BETASYNC_LOG_LEVEL"))); err != nil {
 		fail("BETASYNC_LOG_LEVEL=%q: want debug, info, warn or error", getenv("BETASYNC_LOG_LEVEL"))
 	}
+	c.signer, c.verifier = signing(getenv, fail)
 	if (c.natsCert == "") != (c.natsKey == "") {
 		fail("NATS_CERT and NATS_KEY go together")
 	}
@@ -220,4 +227,46 @@ func newLogger(c config, w io.Writer) *slog.Logger {
 		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: c.logLevel, TimeFormat: time.TimeOnly, NoColor: !terminal}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.logLevel}))
+}
+
+// signing reads the signing seed and the trusted keys. The replica trusts
+// its own key, so a worker's own subscriber applies what it signs.
+func signing(getenv func(string) string, fail func(string, ...any)) (*betasync.Signer, *betasync.Verifier) {
+	seed := strings.TrimSpace(getenv("BETASYNC_SIGNING_SEED"))
+	if path := strings.TrimSpace(getenv("BETASYNC_SIGNING_SEED_FILE")); path != "" {
+		if seed != "" {
+			fail("BETASYNC_SIGNING_SEED and BETASYNC_SIGNING_SEED_FILE: set one, not both")
+			return nil, nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fail("BETASYNC_SIGNING_SEED_FILE=%q: %v", path, err)
+			return nil, nil
+		}
+		seed = string(b)
+	}
+	var signer *betasync.Signer
+	var trusted []string
+	if seed != "" {
+		var err error
+		if signer, err = betasync.NewSigner(seed); err != nil {
+			fail("BETASYNC_SIGNING_SEED: not an nkeys seed (betasync keygen makes one)")
+			return nil, nil
+		}
+		trusted = append(trusted, signer.PublicKey())
+	}
+	for k := range strings.SplitSeq(getenv("BETASYNC_TRUSTED_KEYS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			trusted = append(trusted, k)
+		}
+	}
+	if len(trusted) == 0 {
+		return signer, nil
+	}
+	verifier, err := betasync.NewVerifier(trusted...)
+	if err != nil {
+		fail("BETASYNC_TRUSTED_KEYS: %v", err)
+		return nil, nil
+	}
+	return signer, verifier
 }

@@ -162,6 +162,7 @@ func (d *daemon) connect(ctx context.Context) error {
 func (d *daemon) subscribe(context.Context) error {
 	//nolint:contextcheck // long-lived: the subscriber stops on Close, not with a ctx
 	sub, err := subscriber.New(d.nc,
+		subscriber.WithVerifier(d.cfg.verifier),
 		subscriber.WithLogger(d.log.With("component", "subscriber")),
 		subscriber.WithPodID(d.cfg.replicaID), // in the fleet view too
 		subscriber.WithOnUpdate(func(s *betasync.Snapshot) { d.met.SetVersion(s.Version) }),
@@ -249,7 +250,10 @@ func (d *daemon) ensureBuckets(ctx context.Context) (*kv.Store, error) {
 	deadline := time.Now().Add(d.cfg.connectTimeout)
 	for {
 		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		store, err := kv.Ensure(kctx, js, kv.Config{Replicas: d.cfg.kvReplicas, History: d.cfg.history, LockTTL: d.cfg.lockTTL})
+		store, err := kv.Ensure(kctx, js, kv.Config{
+			Replicas: d.cfg.kvReplicas, History: d.cfg.history, LockTTL: d.cfg.lockTTL,
+			Signer: d.cfg.signer, Verifier: d.cfg.verifier,
+		})
 		cancel()
 		if err == nil {
 			return store, nil

@@ -243,6 +243,9 @@ func TestDaemonRejectsInvalidSettings(t *testing.T) {
 		{"bad keys file", map[string]string{"BETASYNC_KEYS_FILE": file}, "BETASYNC_KEYS_FILE"},
 		{"bad fleet window", map[string]string{"BETASYNC_FLEET_WINDOW": "0s"}, "BETASYNC_FLEET_WINDOW"},
 		{"long fleet window", map[string]string{"BETASYNC_FLEET_WINDOW": "1m"}, "BETASYNC_FLEET_WINDOW"},
+		{"bad signing seed", map[string]string{"BETASYNC_SIGNING_SEED": "SUnope"}, "BETASYNC_SIGNING_SEED"},
+		{"seed and seed file", map[string]string{"BETASYNC_SIGNING_SEED": "x", "BETASYNC_SIGNING_SEED_FILE": file}, "BETASYNC_SIGNING_SEED_FILE"},
+		{"bad trusted key", map[string]string{"BETASYNC_TRUSTED_KEYS": "Unope"}, "BETASYNC_TRUSTED_KEYS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -562,4 +565,40 @@ func TestShutdownIsBounded(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, d.shutdown(t))
 	assert.Less(t, time.Since(start), 15*time.Second, "a hung command does not hold the shutdown for its 60 s")
+}
+
+// TestSignedDaemon: `betasync keygen` makes a key; a daemon given its seed
+// signs what it stores and its own subscriber (which trusts its key)
+// serves it; a pod trusting the key applies it.
+func TestSignedDaemon(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"betasync", "keygen"}, envFunc(nil), strings.NewReader(""), &out, io.Discard))
+	vars := map[string]string{}
+	for line := range strings.Lines(out.String()) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		require.True(t, ok, "keygen prints NAME=value lines: %q", line)
+		vars[k] = v
+	}
+	require.Contains(t, vars, "BETASYNC_SIGNING_SEED")
+	require.Contains(t, vars, "BETASYNC_TRUSTED_KEYS")
+
+	srv := natstest.Start(t)
+	d := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_SIGNING_SEED": vars["BETASYNC_SIGNING_SEED"]})
+	var mapping struct {
+		Version uint64 `json:"version"`
+	}
+	require.Eventually(t, func() bool {
+		return d.call(t, http.MethodGet, "/anthropic_beta_headers", &mapping) == http.StatusOK && mapping.Version > 0
+	}, 10*time.Second, 20*time.Millisecond, "the daemon's own subscriber serves its signed version")
+
+	v, err := betasync.NewVerifier(vars["BETASYNC_TRUSTED_KEYS"])
+	require.NoError(t, err)
+	pod, err := subscriber.New(srv.Connect(t), subscriber.WithVerifier(v), subscriber.WithoutFleet())
+	require.NoError(t, err)
+	t.Cleanup(pod.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, pod.WaitReady(ctx))
+	assert.Equal(t, mapping.Version, pod.Current().Version)
+	assert.Equal(t, vars["BETASYNC_TRUSTED_KEYS"], pod.Current().Signer)
 }

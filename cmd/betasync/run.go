@@ -29,6 +29,8 @@ const usage = `usage:
                                     print the anthropic-beta value to send to provider P;
                                     without HEADER, filter one header value per stdin line
   betasync validate FILE            check a mapping document
+  betasync keygen                   make a signing key: the seed for BETASYNC_SIGNING_SEED
+                                    and the public key for BETASYNC_TRUSTED_KEYS
   betasync version                  print the version
 `
 
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runFilter(args[2:], stdin, stdout, stderr)
 	case "validate":
 		return runValidate(args[2:], stdout)
+	case "keygen":
+		return runKeygen(stdout)
 	case "version":
 		_, err := fmt.Fprintln(stdout, "betasync", version)
 		return err

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/betasync/betasync"
 )
 
@@ -92,4 +94,23 @@ func readMapping(path string) (*betasync.Mapping, error) {
 		return nil, fmt.Errorf("%s: invalid: %s", path, betasync.ErrorMessage(err))
 	}
 	return m, nil
+}
+
+// runKeygen prints a new signing key: the seed (secret: the workers'
+// BETASYNC_SIGNING_SEED) and its public key (the pods' BETASYNC_TRUSTED_KEYS).
+func runKeygen(stdout io.Writer) error {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return err
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "BETASYNC_SIGNING_SEED=%s\nBETASYNC_TRUSTED_KEYS=%s\n", seed, pub)
+	return err
 }

@@ -62,8 +62,14 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if id := getenv("POD_ID"); id != "" {
 		opts = append(opts, subscriber.WithPodID(id)) // its name in the fleet view; default <hostname>-<pid>
 	}
+	if keys := getenv("BETASYNC_TRUSTED_KEYS"); keys != "" {
+		v, err := betasync.NewVerifier(strings.Split(keys, ",")...)
+		if err != nil {
+			return fmt.Errorf("BETASYNC_TRUSTED_KEYS: %w", err)
+		}
+		opts = append(opts, subscriber.WithVerifier(v)) // apply only versions signed by these keys
+	}
 	sub, err := subscriber.New(nc, opts...) //nolint:contextcheck // stops on Close
-
 	if err != nil {
 		return err
 	}

@@ -132,12 +132,19 @@ func Connect(t testing.TB, srv *natstest.Server) Node {
 // the buckets.
 func ConnectURL(t testing.TB, url string) Node {
 	t.Helper()
+	return ConnectConfig(t, url, kv.Config{LockTTL: LockTTL})
+}
+
+// ConnectConfig dials url and ensures the buckets with cfg (a signing
+// replica, say).
+func ConnectConfig(t testing.TB, url string, cfg kv.Config) Node {
+	t.Helper()
 	nc, err := nats.Connect(url)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	st, err := kv.Ensure(t.Context(), js, kv.Config{LockTTL: LockTTL})
+	st, err := kv.Ensure(t.Context(), js, cfg)
 	require.NoError(t, err)
 	return Node{NC: nc, Store: st}
 }
