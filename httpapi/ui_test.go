@@ -96,10 +96,10 @@ func TestConsole(t *testing.T) {
 			results[it.Beta] = it.Result
 		}
 		assert.Equal(t, map[string]string{
-			"advanced-tool-use-2025-11-20":   httpapi.ResultRenamed,
-			"context-1m-2025-08-07":          httpapi.ResultForwarded,
+			"advanced-tool-use-2025-11-20":    httpapi.ResultRenamed,
+			"context-1m-2025-08-07":           httpapi.ResultForwarded,
 			"interleaved-thinking-2025-05-14": httpapi.ResultUnsupported,
-			"no-such-beta":                   httpapi.ResultAbsent,
+			"no-such-beta":                    httpapi.ResultAbsent,
 		}, results)
 
 		// Repeated lines and ?value= merge, as repeated header lines do.
