@@ -61,7 +61,12 @@
     s.className = isError ? "status error" : "status";
   }
 
-  function fmtTime(t) { return t ? String(t) : "—"; }
+  // fmtTime shortens an RFC 3339 UTC time to the second: 2026-01-02 15:04:05Z.
+  function fmtTime(t) {
+    if (!t) return "—";
+    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$/.exec(String(t));
+    return m ? m[1] + " " + m[2] + "Z" : String(t);
+  }
 
   // ---- sign-in ----
 
@@ -88,6 +93,7 @@
 
   function signOut(why) {
     sessionStorage.removeItem(KEY);
+    shown.clear();
     clearInterval(timer);
     role = "";
     $("console").hidden = true;
@@ -325,8 +331,21 @@
 
   // ---- refresh and writes ----
 
+  // shown remembers what each view last rendered: a view is rebuilt only
+  // when its data changed, so a refresh never throws away a half-done
+  // confirmation, the focus, or a row under the pointer.
+  const shown = new Map();
+
   async function load(path, render) {
-    try { render(await api("GET", path)); return ""; } catch (e) { return path + ": " + e.message; }
+    try {
+      const data = await api("GET", path);
+      const key = JSON.stringify(data) + role;
+      if (shown.get(render) !== key) {
+        shown.set(render, key);
+        render(data);
+      }
+      return "";
+    } catch (e) { return path + ": " + e.message; }
   }
 
   async function refreshAll() {
