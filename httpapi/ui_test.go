@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -32,9 +31,9 @@ func TestConsole(t *testing.T) {
 		assert.Equal(t, "no-referrer", r.header.Get("Referrer-Policy"))
 		body := string(r.body)
 		assert.Contains(t, body, `<script src="/ui/static/console.js?v=`)
-		assert.False(t, strings.Contains(body, "<script>"), "no inline script: the CSP forbids it")
-		assert.False(t, regexp.MustCompile(`\son[a-z]+=`).MatchString(body), "no inline event handlers")
-		assert.False(t, strings.Contains(body, "tool-search-tool-2025-10-19"), "the shell holds no data")
+		assert.NotContains(t, body, "<script>", "no inline script: the CSP forbids it")
+		assert.NotRegexp(t, `\son[a-z]+=`, body, "no inline event handlers")
+		assert.NotContains(t, body, "tool-search-tool-2025-10-19", "the shell holds no data")
 	})
 
 	t.Run("assets", func(t *testing.T) {

@@ -404,6 +404,13 @@ func TestConsole(t *testing.T) {
 		assert.ElementsMatch(t, []string{"Sign out", "Show what is sent"}, buttons, "a viewer has no write controls")
 		assert.Zero(t, adminShown)
 		shoot(t, viewer, dir, "viewer.png", "")
+
+		// Signing out forgets the key.
+		run(t, viewer, "sign out",
+			chromedp.Click(chromedp.ID("signout")),
+			chromedp.WaitVisible(chromedp.ID("key")),
+			until(`sessionStorage.length === 0`),
+		)
 	})
 
 	t.Logf("browser walk took %s", time.Since(start).Round(100*time.Millisecond))
