@@ -32,4 +32,6 @@ func (s *server) routes() {
 	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideSet())).Methods(http.MethodPut)
 	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideDelete())).Methods(http.MethodDelete)
 	r.Handle("/anthropic_beta_headers/fleet", auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
+	// The console (/ui) and its two viewer endpoints (ui.go).
+	s.uiRoutes(auth)
 }
