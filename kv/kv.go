@@ -92,12 +92,15 @@ const (
 
 // Schedule is the shared schedule record stored under KeySchedule.
 type Schedule struct {
-	IntervalHours float64            `json:"interval_hours,omitempty"` // 0: not scheduled
-	LastRun       *time.Time         `json:"last_run,omitempty"`
-	NextRun       *time.Time         `json:"next_run,omitempty"`
-	LastSuccess   *time.Time         `json:"last_success,omitempty"`
-	LastError     *betasync.RunError `json:"last_error,omitempty"`
-	Failures      int                `json:"failures,omitempty"` // consecutive failed scheduled runs
+	IntervalHours float64 `json:"interval_hours,omitempty"` // 0: not scheduled
+	// ScheduledAt is when the schedule was last set; absent in records
+	// written before it existed, and when not scheduled.
+	ScheduledAt *time.Time         `json:"scheduled_at,omitempty"`
+	LastRun     *time.Time         `json:"last_run,omitempty"`
+	NextRun     *time.Time         `json:"next_run,omitempty"`
+	LastSuccess *time.Time         `json:"last_success,omitempty"`
+	LastError   *betasync.RunError `json:"last_error,omitempty"`
+	Failures    int                `json:"failures,omitempty"` // consecutive failed scheduled runs
 	// Fence is the lease token of the newest holder that wrote the record;
 	// a holder with an older token may no longer write it.
 	Fence uint64 `json:"fence,omitempty"`

@@ -184,7 +184,8 @@ func (s *Service) reply(subject, reply string, out any, err error) {
 			micro.ErrorHeader:     []string{betasync.ErrorMessage(err)},
 			micro.ErrorCodeHeader: []string{strconv.Itoa(betasync.Status(code))},
 		}
-		out = betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: betasync.ErrorMessage(err)}
+		text := betasync.ErrorMessage(err)
+		out = betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: text, Detail: text}
 	}
 	data, merr := json.Marshal(out)
 	if merr != nil {

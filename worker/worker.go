@@ -282,7 +282,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 			if latest != nil && !latest.SameContent(snap) && !latest.FetchedAt.Before(start) {
 				// Fetched after this refresh began: keep it.
 				res := w.result(latest, false)
-				res.Message = fmt.Sprintf("anthropic-beta mapping reloaded: a concurrent reload stored version %d", latest.Version)
+				res.Summary = fmt.Sprintf("a concurrent reload stored version %d", latest.Version)
 				return res, nil
 			}
 			continue
@@ -372,17 +372,19 @@ func loadFile(path string) (*betasync.Mapping, error) {
 
 // result describes snap, the version now stored.
 func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadResult {
-	msg := fmt.Sprintf("anthropic-beta mapping reloaded: version %d unchanged", snap.Version)
+	summary := fmt.Sprintf("version %d unchanged", snap.Version)
 	var changes betasync.Changes
 	if changed {
-		msg = fmt.Sprintf("anthropic-beta mapping reloaded: new version %d", snap.Version)
+		summary = fmt.Sprintf("new version %d", snap.Version)
 		changes = snap.Changes
 	}
+	providers := len(snap.Providers())
 	return betasync.ReloadResult{
 		Status:         betasync.StatusSuccess,
-		Message:        msg,
+		Message:        fmt.Sprintf(betasync.LiteLLMReloadMessage, providers),
+		Summary:        summary,
 		Warnings:       snap.Warnings(),
-		ProvidersCount: len(snap.Providers()),
+		ProvidersCount: providers,
 		Timestamp:      w.now(),
 		Version:        snap.Version,
 		Changed:        changed,
@@ -453,6 +455,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (res betasync.S
 	w.reportCorruptSchedule(ctx, "setting the schedule")
 	s, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours = hours
+		s.ScheduledAt = &now
 		s.Failures = 0
 		next := now
 		if s.LastSuccess != nil {
@@ -469,7 +472,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (res betasync.S
 	w.log.Info("schedule set", "interval_hours", hours, "next_run", s.NextRun)
 	return betasync.ScheduleResult{
 		Status:        betasync.StatusSuccess,
-		Message:       fmt.Sprintf("anthropic-beta mapping reload scheduled every %g hours", hours),
+		Message:       fmt.Sprintf(betasync.LiteLLMScheduleMessage, betasync.LiteLLMHours(hours)),
 		IntervalHours: hours,
 		NextRun:       s.NextRun,
 		Timestamp:     now,
@@ -481,7 +484,7 @@ func (w *Worker) CancelSchedule(ctx context.Context) (res betasync.CancelResult,
 	defer func() { w.audit(ctx, "schedule.cancel", err) }()
 	w.reportCorruptSchedule(ctx, "cancelling the schedule")
 	_, err = w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
-		s.IntervalHours, s.NextRun, s.Failures = 0, nil, 0
+		s.IntervalHours, s.ScheduledAt, s.NextRun, s.Failures = 0, nil, nil, 0
 		return nil
 	})
 	if err != nil {
@@ -490,7 +493,7 @@ func (w *Worker) CancelSchedule(ctx context.Context) (res betasync.CancelResult,
 	w.log.Info("schedule cancelled")
 	return betasync.CancelResult{
 		Status:    betasync.StatusSuccess,
-		Message:   "anthropic-beta mapping reload schedule cancelled",
+		Message:   betasync.LiteLLMCancelMessage,
 		Timestamp: w.now(),
 	}, nil
 }
@@ -533,22 +536,41 @@ func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the lease", err)
 	}
+	st := StatusOf(s, latest, holder)
+	st.ScheduleError = corrupt
+	return st, nil
+}
+
+// StatusOf builds the status from the stored schedule, the latest stored
+// version (nil if none) and the lease holder. The worker answers with it,
+// and an API replica that no worker answers reads KV and answers with it
+// too (see ReadStatus).
+//
+// LiteLLM's keys keep LiteLLM's meaning: last_run is the last reload since
+// the schedule was set, null when not scheduled; next_run is null until
+// such a reload ran. betasync's own view is in last_reload and
+// next_scheduled_run.
+func StatusOf(s kv.Schedule, latest *betasync.Snapshot, holder string) betasync.ScheduleStatus {
 	st := betasync.ScheduleStatus{
-		Scheduled:     s.IntervalHours > 0,
-		LastRun:       s.LastRun,
-		LastSuccess:   s.LastSuccess,
-		LastError:     s.LastError,
-		LockHolder:    holder,
-		ScheduleError: corrupt,
+		Scheduled:   s.IntervalHours > 0,
+		LastReload:  s.LastRun,
+		LastSuccess: s.LastSuccess,
+		LastError:   s.LastError,
+		LockHolder:  holder,
 	}
 	if latest != nil {
 		st.ConfigVersion, st.ConfigSource, st.ConfigHash = latest.Version, latest.Source, latest.Hash()
 	}
 	if st.Scheduled {
 		st.IntervalHours = &s.IntervalHours
-		st.NextRun = s.NextRun
+		st.NextScheduledRun = s.NextRun
+		// A record from before scheduled_at existed: every run counts.
+		if s.LastRun != nil && (s.ScheduledAt == nil || !s.LastRun.Before(*s.ScheduledAt)) {
+			st.LastRun = s.LastRun
+			st.NextRun = s.NextRun
+		}
 	}
-	return st, nil
+	return st
 }
 
 func storeErr(doing string, err error) error {
