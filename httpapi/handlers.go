@@ -90,6 +90,12 @@ func (s *server) handleScheduleStatus() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
 		res, err := s.cfg.Commands.Status(ctx)
+		if betasync.ErrorCode(err) == betasync.EUNAVAILABLE && s.cfg.StatusFallback != nil {
+			if st, ferr := s.cfg.StatusFallback(ctx); ferr == nil {
+				st.Warning = NoWorkerWarning + " (" + betasync.ErrorMessage(err) + ")"
+				res, err = st, nil
+			}
+		}
 		if err != nil {
 			writeError(w, r, s.log, err, "")
 			return

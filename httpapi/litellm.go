@@ -84,6 +84,10 @@ func writeLiteLLMError(w http.ResponseWriter, r *http.Request, code string, stat
 	}
 }
 
+// NoWorkerWarning begins the warning of a status that an API replica read
+// from KV itself because no worker answered.
+const NoWorkerWarning = "no betasync worker answered: this API replica read the status from KV; lock_holder is empty when no worker holds the lease"
+
 // litellmForbidden is LiteLLM's 403 text on its four endpoints.
 func litellmForbidden(role string) string {
 	return "Access denied. Admin role required. Current role: " + role

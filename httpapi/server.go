@@ -39,6 +39,10 @@ type Config struct {
 	// Ready answers /readyz: nil when this replica can do its job (for an
 	// API replica: NATS connected and a worker answering). Nil: always ready.
 	Ready func(ctx context.Context) error
+	// StatusFallback, when set, answers the schedule status when no worker
+	// does (the status lives in KV, which an API replica can read): the
+	// answer says so in its warning. Nil: 503, as any other command.
+	StatusFallback func(ctx context.Context) (betasync.ScheduleStatus, error)
 	// CommandTimeout bounds one command; make it longer than the worker's
 	// fetch timeout. 30s when 0.
 	CommandTimeout time.Duration

@@ -482,3 +482,37 @@ func (l *Lease) Holder(ctx context.Context) (string, error) {
 	}
 	return string(e.Value()), nil
 }
+
+// Open binds to the buckets without creating or updating them, for a
+// replica that only reads (an API replica answering the status when no
+// worker does). A bucket that does not exist yet is ENOTFOUND.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	open := func(bucket string) (jetstream.KeyValue, error) {
+		b, err := js.KeyValue(ctx, bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, betasync.Errorf(betasync.ENOTFOUND, "bucket %s does not exist yet: no worker has started", bucket)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kv: bucket %s: %w", bucket, err)
+		}
+		return b, nil
+	}
+	config, err := open(BucketConfig)
+	if err != nil {
+		return nil, err
+	}
+	state, err := open(BucketState)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := open(BucketLock)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		Mappings:  &Mappings{kv: config, nc: js.Conn()},
+		Schedules: &Schedules{kv: state},
+		Lease:     &Lease{kv: lock},
+		Overrides: &OverrideStore{kv: state},
+	}, nil
+}

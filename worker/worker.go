@@ -33,6 +33,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/kv"
 )
@@ -519,7 +521,27 @@ func truncate(s string, n int) string {
 // schedule record is reported in ScheduleError, not as a failure: setting
 // or cancelling the schedule repairs it.
 func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
-	s, _, err := w.schedules.Get(ctx)
+	return ReadStatus(ctx, &kv.Store{Mappings: w.mappings, Schedules: w.schedules, Lease: w.lease})
+}
+
+// StatusFromKV binds to the buckets without creating them and reads the
+// status (ReadStatus). Buckets that do not exist yet mean no worker ever
+// started, so nothing was scheduled: the empty status.
+func StatusFromKV(ctx context.Context, js jetstream.JetStream) (betasync.ScheduleStatus, error) {
+	store, err := kv.Open(ctx, js)
+	if betasync.ErrorCode(err) == betasync.ENOTFOUND {
+		return betasync.ScheduleStatus{}, nil
+	}
+	if err != nil {
+		return betasync.ScheduleStatus{}, storeErr("opening the buckets", err)
+	}
+	return ReadStatus(ctx, store)
+}
+
+// ReadStatus reads the status from KV: what a worker answers, and what an
+// API replica answers itself when no worker does (the status lives in KV).
+func ReadStatus(ctx context.Context, store *kv.Store) (betasync.ScheduleStatus, error) {
+	s, _, err := store.Schedules.Get(ctx)
 	var corrupt string
 	if c, ok := errors.AsType[*kv.CorruptScheduleError](err); ok {
 		corrupt = fmt.Sprintf("the schedule record (revision %d) is corrupt: %s; set or cancel the schedule to replace it", c.Revision, c.Reason)
@@ -528,11 +550,11 @@ func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the schedule", err)
 	}
-	latest, err := w.mappings.Latest(ctx)
+	latest, err := store.Mappings.Latest(ctx)
 	if err != nil && betasync.ErrorCode(err) != betasync.ENOTFOUND && !errors.Is(err, kv.ErrCorrupt) {
 		return betasync.ScheduleStatus{}, storeErr("reading the mapping", err)
 	}
-	holder, err := w.lease.Holder(ctx)
+	holder, err := store.Lease.Holder(ctx)
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the lease", err)
 	}

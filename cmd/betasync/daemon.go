@@ -279,6 +279,7 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 		client := publisher.NewClient(d.nc)
 		api.Commands, api.Ready, api.Mapping, api.Keys = client, client.Ping, d.sub, d.keys
 		api.CommandTimeout = commandTimeout
+		api.StatusFallback = d.readStatus
 	}
 	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
 	d.serve = make(chan error, 1)
@@ -310,4 +311,14 @@ func serviceVersion() string {
 		return "0.0.0"
 	}
 	return version
+}
+
+// readStatus reads the schedule status from KV, for an API replica that no
+// worker answers.
+func (d *daemon) readStatus(ctx context.Context) (betasync.ScheduleStatus, error) {
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return betasync.ScheduleStatus{}, err
+	}
+	return worker.StatusFromKV(ctx, js)
 }
