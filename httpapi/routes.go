@@ -32,4 +32,10 @@ func (s *server) routes() {
 	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideSet())).Methods(http.MethodPut)
 	r.Handle("/anthropic_beta_headers/overrides/{provider}/{beta}", auth(RoleAdmin, s.handleOverrideDelete())).Methods(http.MethodDelete)
 	r.Handle("/anthropic_beta_headers/fleet", auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
+	// The bridge for LiteLLM pods (bridge.go).
+	config := s.handleLiteLLMConfig()
+	if !s.cfg.PublicConfig {
+		config = basicAsKey(auth(RoleViewer, config))
+	}
+	r.Handle(PathLiteLLMConfig, config).Methods(http.MethodGet, http.MethodHead)
 }

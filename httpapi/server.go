@@ -39,6 +39,9 @@ type Config struct {
 	// Ready answers /readyz: nil when this replica can do its job (for an
 	// API replica: NATS connected and a worker answering). Nil: always ready.
 	Ready func(ctx context.Context) error
+	// PublicConfig serves PathLiteLLMConfig without a key
+	// (BETASYNC_PUBLIC_CONFIG); otherwise it needs a viewer key.
+	PublicConfig bool
 	// StatusFallback, when set, answers the schedule status when no worker
 	// does (the status lives in KV, which an API replica can read): the
 	// answer says so in its warning. Nil: 503, as any other command.

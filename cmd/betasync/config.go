@@ -34,7 +34,8 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_HTTP_ADDR", ":4000", "admin API address (health and metrics only on a worker-only replica)"},
 	{"BETASYNC_ROLES", "api,worker", "what this replica runs: api, worker, or both"},
 	{"BETASYNC_REPLICA_ID", "<hostname>-<pid>", "names this replica in status and logs"},
-	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer)"},
+	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer; LiteLLM's roles accepted)"},
+	{"BETASYNC_PUBLIC_CONFIG", "False", "True: serve /anthropic_beta_headers_config.json without a key (for LiteLLM pods)"},
 	{"BETASYNC_LOCAL_CONFIG", "", "local mapping file for local-only mode and the first version (default: embedded)"},
 	{"BETASYNC_FETCH_TIMEOUT", "10s", "timeout of one fetch, body included"},
 	{"BETASYNC_CHECK_INTERVAL", "10s", "how often each replica checks the schedule"},
@@ -51,6 +52,7 @@ var envVars = []struct{ name, def, doc string }{
 type config struct {
 	url            string
 	localOnly      bool
+	publicConfig   bool
 	localFile      string
 	masterKey      string
 	keysFile       string
@@ -139,6 +141,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case "false", "0", "no":
 	default:
 		fail("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=%q: want True or False", v)
+	}
+	switch v := strings.ToLower(env("BETASYNC_PUBLIC_CONFIG")); v {
+	case "true", "1", "yes":
+		c.publicConfig = true
+	case "false", "0", "no":
+	default:
+		fail("BETASYNC_PUBLIC_CONFIG=%q: want True or False", v)
 	}
 	for role := range strings.SplitSeq(env("BETASYNC_ROLES"), ",") {
 		switch strings.TrimSpace(role) {

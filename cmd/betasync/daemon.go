@@ -280,6 +280,7 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 		api.Commands, api.Ready, api.Mapping, api.Keys = client, client.Ping, d.sub, d.keys
 		api.CommandTimeout = commandTimeout
 		api.StatusFallback = d.readStatus
+		api.PublicConfig = d.cfg.publicConfig
 	}
 	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
 	d.serve = make(chan error, 1)
