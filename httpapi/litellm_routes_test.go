@@ -106,15 +106,19 @@ func setupLiteLLM(t *testing.T, doc []byte) *litellmEnv {
 	t.Helper()
 	s := testbed.NewStack(t, testbed.Serve(doc), worker.Config{ReplicaID: replicaID, CheckInterval: time.Hour}, worker.Deps{})
 	testbed.Run(t, s.Worker)
+	var st betasync.ScheduleStatus
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		st, err := s.Client.Status(ctx)
+		var err error
+		st, err = s.Client.Status(ctx)
 		return err == nil && st.LastReload != nil && st.LockHolder == replicaID
 	}, waitFor, tick, "the worker's start-up reload and lease")
 	sub, err := subscriber.New(s.NC)
 	require.NoError(t, err)
 	t.Cleanup(sub.Close)
+	require.Eventually(t, func() bool { return sub.Current().Version == st.ConfigVersion }, waitFor, tick,
+		"the subscriber serves version %d", st.ConfigVersion)
 	api := newLiteLLMAPI(t, s.Client, sub, s.NC)
 	return &litellmEnv{env: &env{api: api, upstream: s.Upstream, sub: sub}, stack: s}
 }
