@@ -140,7 +140,7 @@ func (d *daemon) startNATS(context.Context) error {
 	}
 	d.onStop(func() { stopServer(srv, d.log) })
 	d.url = srv.ClientURL()
-	fmt.Fprintf(d.stdout, "betasync: embedded NATS at %s (JetStream in %s)\n", d.url, d.cfg.dataDir)
+	d.log.Info("embedded NATS server started", "url", d.url, "jetstream_dir", d.cfg.dataDir)
 	return nil
 }
 
@@ -292,10 +292,11 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 			d.log.Warn("admin API shutdown: requests still in flight were cut off", "err", err)
 		}
 	})
+	// One log stream: stdout carries only a generated master key.
 	if d.cfg.api {
-		fmt.Fprintf(d.stdout, "betasync: admin API at http://%s\n", d.ln.Addr())
+		d.log.Info("admin API listening", "url", "http://"+d.ln.Addr().String())
 	} else {
-		fmt.Fprintf(d.stdout, "betasync: worker only; health and metrics at http://%s\n", d.ln.Addr())
+		d.log.Info("worker only: health and metrics listening", "url", "http://"+d.ln.Addr().String())
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ type testDaemon struct {
 	done   chan error
 }
 
-var apiLine = regexp.MustCompile(`admin API at (http://\S+)`)
+var apiLine = regexp.MustCompile(`admin API listening[^\n]*?"url":"(http://[^"]+)"`)
 
 // startDaemon runs the daemon on random ports with env on top of test
 // defaults, and waits for its API.
@@ -70,7 +70,7 @@ func startDaemon(t *testing.T, env map[string]string) *testDaemon {
 		}
 	})
 	require.Eventually(t, func() bool {
-		m := apiLine.FindStringSubmatch(d.stdout.String())
+		m := apiLine.FindStringSubmatch(d.stderr.String())
 		if m == nil {
 			return false
 		}
@@ -388,14 +388,15 @@ func TestDaemonWorkerOnlyServesMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"betasync"}, envFunc(env), nil, stdout, io.Discard) }()
+	stderr := &syncbuf.Buffer{}
+	go func() { done <- run(ctx, []string{"betasync"}, envFunc(env), nil, stdout, stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		assert.NoError(t, <-done)
 	})
 	var base string
 	require.Eventually(t, func() bool {
-		m := regexp.MustCompile(`health and metrics at (http://\S+)`).FindStringSubmatch(stdout.String())
+		m := regexp.MustCompile(`health and metrics listening[^\n]*?"url":"(http://[^"]+)"`).FindStringSubmatch(stderr.String())
 		if m != nil {
 			base = m[1]
 		}
@@ -444,7 +445,7 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {
-		return apiLine.MatchString(stdout.String()) && strings.Contains(stderr.String(), "acquired the lease")
+		return apiLine.MatchString(stderr.String()) && strings.Contains(stderr.String(), "acquired the lease")
 	}, 10*time.Second, 10*time.Millisecond, "stderr: %s", stderr)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
