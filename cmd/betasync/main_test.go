@@ -497,3 +497,23 @@ func TestFleetOnACluster(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "the other replica and the pod serve the version")
 	assert.Equal(t, reload.Hash, pod.Current().Hash())
 }
+
+// TestReadmeEnvTable keeps the README's environment table and envVars (the
+// daemon's list, which --help prints) the same list, in the same order.
+func TestReadmeEnvTable(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\| ([^|]*) \\|")
+	_, table, ok := strings.Cut(string(data), "## Environment")
+	require.True(t, ok)
+	table, _, _ = strings.Cut(table, "\n## ")
+	var names []string
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		names = append(names, m[1])
+	}
+	var want []string
+	for _, e := range envVars {
+		want = append(want, e.name)
+	}
+	assert.Equal(t, want, names)
+}
