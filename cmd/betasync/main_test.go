@@ -367,7 +367,7 @@ func TestComposeUsesKnownVariables(t *testing.T) {
 func TestVersionAndUnknownCommand(t *testing.T) {
 	var stdout bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"betasync", "version"}, envFunc(nil), nil, &stdout, io.Discard))
-	assert.Equal(t, fmt.Sprintf("betasync %s\n", version), stdout.String())
+	assert.Regexp(t, fmt.Sprintf(`^betasync %s \(commit \S+, built \S+, go\S+\)\n$`, regexp.QuoteMeta(version)), stdout.String())
 	err := run(t.Context(), []string{"betasync", "frobnicate"}, envFunc(nil), nil, io.Discard, io.Discard)
 	require.Error(t, err)
 	assert.Equal(t, 2, exitCode(err))
@@ -516,4 +516,51 @@ func TestReadmeEnvTable(t *testing.T) {
 		want = append(want, e.name)
 	}
 	assert.Equal(t, want, names)
+}
+
+func TestCLIHelpAndFlags(t *testing.T) {
+	runOut := func(t *testing.T, args ...string) (string, error) {
+		t.Helper()
+		var stdout bytes.Buffer
+		err := run(t.Context(), append([]string{"betasync"}, args...), envFunc(nil), strings.NewReader(""), &stdout, io.Discard)
+		return stdout.String(), err
+	}
+	t.Run("--version", func(t *testing.T) {
+		out, err := runOut(t, "--version")
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(out, "betasync "+version+" (commit "), out)
+	})
+	t.Run("--help lists every variable with its default", func(t *testing.T) {
+		out, err := runOut(t, "--help")
+		require.NoError(t, err)
+		for _, e := range envVars {
+			def := e.def
+			if def == "" {
+				def = "(empty)"
+			}
+			assert.Contains(t, out, "  "+e.name+" (default "+def+")")
+		}
+	})
+	for _, cmd := range []string{"filter", "validate"} {
+		t.Run(cmd+" --help", func(t *testing.T) {
+			out, err := runOut(t, cmd, "--help")
+			require.NoError(t, err)
+			assert.Contains(t, out, "usage: betasync "+cmd)
+		})
+	}
+	t.Run("flags after the header", func(t *testing.T) {
+		out, err := runOut(t, "filter", "context-1m-2025-08-07,advanced-tool-use-2025-11-20", "-provider", "bedrock")
+		require.NoError(t, err)
+		assert.Equal(t, "context-1m-2025-08-07,tool-search-tool-2025-10-19\n", out)
+	})
+	t.Run("after --, a header that looks like a flag", func(t *testing.T) {
+		out, err := runOut(t, "filter", "-provider", "bedrock", "--", "-x")
+		require.NoError(t, err)
+		assert.Equal(t, "\n", out)
+	})
+	t.Run("version takes no arguments", func(t *testing.T) {
+		_, err := runOut(t, "version", "extra")
+		require.Error(t, err)
+		assert.Equal(t, 2, exitCode(err))
+	})
 }
