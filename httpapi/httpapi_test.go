@@ -593,6 +593,8 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 	t.Run("counted without the raw path", func(t *testing.T) {
 		body := string(e.do(t, http.MethodGet, "/metrics", noKey).body)
 		assert.Contains(t, body, `betasync_http_requests_total{code="404",method="GET",route="unmatched"} 2`)
+		assert.Contains(t, body, `betasync_http_requests_total{code="405",method="GET",route="/reload/anthropic_beta_headers"} 1`,
+			"a 405 on a known route is labelled with the route")
 		assert.NotContains(t, body, "/nope")
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -110,6 +111,8 @@ func (s *server) observe(next http.Handler) http.Handler {
 			if tpl, err := match.Route.GetPathTemplate(); err == nil {
 				route = tpl
 			}
+		} else if errors.Is(match.MatchErr, mux.ErrMethodMismatch) {
+			route = s.routeOfPath(r) // a 405 on a known route: that route
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
@@ -150,4 +153,20 @@ func newRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return hex.EncodeToString(b[:])
+}
+
+// routeOfPath returns the template of a route that serves r's path with
+// some other method, or "unmatched".
+func (s *server) routeOfPath(r *http.Request) string {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.Route != nil {
+			if tpl, err := match.Route.GetPathTemplate(); err == nil {
+				return tpl
+			}
+		}
+	}
+	return "unmatched"
 }

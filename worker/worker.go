@@ -66,6 +66,12 @@ type Config struct {
 type Metrics interface {
 	ReloadFinished(trigger, outcome string, at time.Time)
 	LeaseHeld(held bool)
+	// FetchFinished observes one upstream fetch: outcome ok, not_modified
+	// or error.
+	FetchFinished(outcome string, d time.Duration)
+	// ScheduleNext is the next scheduled run this replica wrote or read
+	// (nil: not scheduled).
+	ScheduleNext(next *time.Time)
 }
 
 // Deps are the worker's collaborators.
@@ -184,6 +190,8 @@ type noMetrics struct{}
 
 func (noMetrics) ReloadFinished(string, string, time.Time) {}
 func (noMetrics) LeaseHeld(bool)                           {}
+func (noMetrics) FetchFinished(string, time.Duration)      {}
+func (noMetrics) ScheduleNext(*time.Time)                  {}
 
 func (w *Worker) now() time.Time { return w.cfg.Now().UTC() }
 
@@ -334,7 +342,16 @@ func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync
 	if latest != nil && (latest.Source == betasync.SourceRemote || latest.Source == betasync.SourceOverride) && latest.URL == w.cfg.URL {
 		etag, lastModified = latest.ETag, latest.LastModified
 	}
+	began := time.Now()
 	f, err := w.fetcher.fetch(ctx, etag, lastModified)
+	switch {
+	case err != nil:
+		w.metrics.FetchFinished("error", time.Since(began))
+	case f.notModified:
+		w.metrics.FetchFinished("not_modified", time.Since(began))
+	default:
+		w.metrics.FetchFinished("ok", time.Since(began))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +424,7 @@ func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadRe
 // backoff; a failed manual or start-up run leaves next_run alone.
 func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runErr error) {
 	now := w.now()
-	_, err := w.schedules.Update(ctx, fence, func(s *kv.Schedule) error {
+	rec, err := w.schedules.Update(ctx, fence, func(s *kv.Schedule) error {
 		s.LastRun = &now
 		if runErr != nil {
 			s.LastError = &betasync.RunError{Time: now, Message: betasync.ErrorMessage(runErr)}
@@ -429,7 +446,9 @@ func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runEr
 	})
 	if err != nil {
 		w.log.Warn("recording the reload in the schedule failed", "err", err)
+		return
 	}
+	w.metrics.ScheduleNext(rec.NextRun)
 }
 
 // backoff is the delay before retrying after n consecutive failed runs.
@@ -472,6 +491,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (res betasync.S
 		return betasync.ScheduleResult{}, storeErr("setting the schedule", err)
 	}
 	w.log.Info("schedule set", "interval_hours", hours, "next_run", s.NextRun)
+	w.metrics.ScheduleNext(s.NextRun)
 	return betasync.ScheduleResult{
 		Status:        betasync.StatusSuccess,
 		Message:       fmt.Sprintf(betasync.LiteLLMScheduleMessage, betasync.LiteLLMHours(hours)),
@@ -493,6 +513,7 @@ func (w *Worker) CancelSchedule(ctx context.Context) (res betasync.CancelResult,
 		return betasync.CancelResult{}, storeErr("cancelling the schedule", err)
 	}
 	w.log.Info("schedule cancelled")
+	w.metrics.ScheduleNext(nil)
 	return betasync.CancelResult{
 		Status:    betasync.StatusSuccess,
 		Message:   betasync.LiteLLMCancelMessage,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"time"
 
@@ -53,6 +54,8 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 		return err
 	}
 	d := &daemon{cfg: cfg, log: newLogger(cfg, stderr).With("replica", cfg.replicaID), stdout: stdout, met: metrics.New()}
+	ver, rev, _ := buildInfo()
+	d.met.SetBuildInfo(ver, rev, runtime.Version())
 	defer d.stop()
 	for _, step := range []func(context.Context) error{
 		d.loadKeys,    // API replicas: never start without a key
@@ -150,6 +153,7 @@ func (d *daemon) connect(ctx context.Context) error {
 		return err
 	}
 	d.nc = nc
+	d.met.WatchNATS(nc.IsConnected)
 	d.onStop(func() { drain(nc, d.log) })
 	return nil
 }
