@@ -115,7 +115,7 @@ func (d *daemon) loadKeys(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
 	}
-	if master == "" && !slices.ContainsFunc(keys, func(k httpapi.Key) bool { return k.Role == httpapi.RoleAdmin }) {
+	if master == "" && !slices.ContainsFunc(keys, func(k httpapi.Key) bool { return k.Role == httpapi.RoleAdmin || k.Role == httpapi.RoleProxyAdmin }) {
 		d.log.Warn("no admin key: no LITELLM_MASTER_KEY and no admin key in BETASYNC_KEYS_FILE; reloads and schedules are only possible over NATS")
 	}
 	d.keys = kr
