@@ -56,8 +56,10 @@ type k8sDeployment struct {
 					Name      string `yaml:"name"`
 					Value     *string
 					ValueFrom *struct {
-						FieldRef     *struct{ FieldPath string `yaml:"fieldPath"` } `yaml:"fieldRef"`
-						SecretKeyRef *struct{ Name, Key string }                   `yaml:"secretKeyRef"`
+						FieldRef *struct {
+							FieldPath string `yaml:"fieldPath"`
+						} `yaml:"fieldRef"`
+						SecretKeyRef *struct{ Name, Key string } `yaml:"secretKeyRef"`
 					} `yaml:"valueFrom"`
 				} `yaml:"env"`
 				LivenessProbe  *k8sProbe `yaml:"livenessProbe"`

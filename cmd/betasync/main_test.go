@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -563,4 +565,29 @@ func TestCLIHelpAndFlags(t *testing.T) {
 		require.Error(t, err)
 		assert.Equal(t, 2, exitCode(err))
 	})
+}
+
+// A keys file exported from LiteLLM names LiteLLM's roles: the daemon
+// starts, proxy_admin is admin, and internal_user gets 403 on LiteLLM's
+// endpoints, the status included.
+func TestDaemonAcceptsLiteLLMRoles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys.json")
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	require.NoError(t, os.WriteFile(file, []byte(`[
+  {"name": "ops", "sha256": "`+sum("sk-ops")+`", "role": "proxy_admin"},
+  {"name": "alice", "sha256": "`+sum("sk-alice")+`", "role": "internal_user"}
+]`), 0o600))
+	d := startDaemon(t, map[string]string{"BETASYNC_KEYS_FILE": file, "LITELLM_MASTER_KEY": ""})
+	status := func(key string) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+"/schedule/anthropic_beta_headers_reload/status", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return status("sk-ops") == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, http.StatusForbidden, status("sk-alice"))
+	assert.NotContains(t, d.stdout.String(), "master key", "a keys file with an admin key: no generated key")
 }
