@@ -591,3 +591,23 @@ func TestDaemonAcceptsLiteLLMRoles(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, status("sk-alice"))
 	assert.NotContains(t, d.stdout.String(), "master key", "a keys file with an admin key: no generated key")
 }
+
+// An API-only replica whose workers are gone answers the status from KV,
+// and says that no worker answered.
+func TestDaemonAPIOnlyStatusWithoutWorker(t *testing.T) {
+	srv := natstest.Start(t)
+	w := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_REPLICA_ID": "worker-1"})
+	require.Equal(t, http.StatusOK, w.call(t, http.MethodPost, "/schedule/anthropic_beta_headers_reload?hours=6", nil))
+	require.NoError(t, w.shutdown(t))
+
+	api := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_ROLES": "api", "BETASYNC_REPLICA_ID": "api-1"})
+	var st betasync.ScheduleStatus
+	require.Equal(t, http.StatusOK, api.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
+	assert.True(t, st.Scheduled)
+	if assert.NotNil(t, st.IntervalHours) {
+		assert.InDelta(t, 6.0, *st.IntervalHours, 0)
+	}
+	assert.Contains(t, st.Warning, "no betasync worker answered")
+	assert.Empty(t, st.LockHolder, "the worker released the lease")
+	assert.Equal(t, http.StatusServiceUnavailable, api.call(t, http.MethodPost, "/reload/anthropic_beta_headers", nil))
+}
