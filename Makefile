@@ -19,9 +19,16 @@ help: ## list the targets
 run: ## run the daemon with an embedded NATS server (API on :4000, NATS on 127.0.0.1:4222)
 	$(GO) run ./cmd/betasync
 
+# Version, commit and build date for `betasync version` (debug.ReadBuildInfo
+# fills in the commit when these are empty).
+VERSION ?= 0.1.0-dev
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
 .PHONY: build
 build: ## build bin/betasync and bin/examplepod
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 .PHONY: test
 test: ## run every test (race detector when cgo is available), no cache, with a timeout

@@ -22,8 +22,13 @@ const (
 
 // ReloadResult answers a reload: LiteLLM's keys plus ours.
 type ReloadResult struct {
-	Status         string    `json:"status"`
-	Message        string    `json:"message"`
+	Status string `json:"status"`
+	// Message is LiteLLM's text (LiteLLMReloadMessage) on a reload, and
+	// betasync's on a rollback.
+	Message string `json:"message"`
+	// Summary is betasync's account of a reload: "new version 2",
+	// "version 2 unchanged", ...
+	Summary        string    `json:"summary,omitempty"`
 	Warnings       []string  `json:"warnings,omitempty"` // what LiteLLM tolerates but can never match
 	ProvidersCount int       `json:"providers_count"`
 	Timestamp      time.Time `json:"timestamp"`
@@ -57,20 +62,32 @@ type CancelResult struct {
 
 // ScheduleStatus is the shared schedule and the current version, the same
 // from every replica. Times are UTC; absent times are null.
+//
+// LiteLLM's four keys mean what they mean in LiteLLM: last_run is the last
+// reload since the schedule was set (null when not scheduled, so null after
+// a cancel), and next_run is null until such a reload ran. betasync's own
+// view is in LastReload (the last reload of any kind, schedule or not) and
+// NextScheduledRun (when the lease holder runs the next scheduled reload,
+// known from the moment the schedule is set).
 type ScheduleStatus struct {
-	Scheduled     bool       `json:"scheduled"`
-	IntervalHours *float64   `json:"interval_hours"`
-	LastRun       *time.Time `json:"last_run"`
-	NextRun       *time.Time `json:"next_run"`
-	LastSuccess   *time.Time `json:"last_success"`
-	LastError     *RunError  `json:"last_error"`
-	ConfigVersion uint64     `json:"config_version"`
-	ConfigSource  string     `json:"config_source"`
-	ConfigHash    string     `json:"config_hash"`
-	LockHolder    string     `json:"lock_holder"`
+	Scheduled        bool       `json:"scheduled"`
+	IntervalHours    *float64   `json:"interval_hours"`
+	LastRun          *time.Time `json:"last_run"`
+	NextRun          *time.Time `json:"next_run"`
+	LastReload       *time.Time `json:"last_reload,omitempty"`
+	NextScheduledRun *time.Time `json:"next_scheduled_run,omitempty"`
+	LastSuccess      *time.Time `json:"last_success"`
+	LastError        *RunError  `json:"last_error"`
+	ConfigVersion    uint64     `json:"config_version"`
+	ConfigSource     string     `json:"config_source"`
+	ConfigHash       string     `json:"config_hash"`
+	LockHolder       string     `json:"lock_holder"`
 	// ScheduleError says the stored schedule record is corrupt; setting or
 	// cancelling the schedule replaces it.
 	ScheduleError string `json:"schedule_error,omitempty"`
+	// Warning says this answer did not come from a worker: an API replica
+	// read the schedule from KV itself because no worker answered.
+	Warning string `json:"warning,omitempty"`
 }
 
 // RunError is the error of the last reload (last_error): null once a
@@ -80,11 +97,14 @@ type RunError struct {
 	Message string    `json:"message"`
 }
 
-// ErrorReply is the body of a failed command.
+// ErrorReply is the body of a failed command on the bus. Detail repeats
+// Message under the key that LiteLLM's (FastAPI's) error bodies use, so a
+// script reads .detail from an HTTP error and a bus error alike.
 type ErrorReply struct {
 	Status  string `json:"status"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Detail  string `json:"detail"`
 }
 
 // ParseHours reads a schedule interval written as text: an HTTP query's

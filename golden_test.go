@@ -19,22 +19,27 @@ func TestRepliesGolden(t *testing.T) {
 	hours := 24.0
 	replies := map[string]any{
 		"reload": betasync.ReloadResult{
-			Status: betasync.StatusSuccess, Message: "anthropic-beta mapping reloaded: new version 2",
-			Warnings: []string{"w"}, ProvidersCount: 7, Timestamp: at, Version: 2, Changed: true,
+			Status: betasync.StatusSuccess, Message: "Anthropic beta headers configuration reloaded successfully! 7 providers updated.",
+			Summary: "new version 2", Warnings: []string{"w"}, ProvidersCount: 7, Timestamp: at, Version: 2, Changed: true,
 			Source: betasync.SourceRemote, Hash: "abc", URL: "https://example.test/m.json",
 		},
 		"schedule_set": betasync.ScheduleResult{
-			Status: betasync.StatusSuccess, Message: "anthropic-beta mapping reload scheduled every 24 hours",
+			Status: betasync.StatusSuccess, Message: "Anthropic beta headers reload scheduled for every 24 hours",
 			IntervalHours: 24, NextRun: &next, Timestamp: at,
 		},
-		"schedule_cancel": betasync.CancelResult{Status: betasync.StatusSuccess, Message: "cancelled", Timestamp: at},
+		"schedule_cancel": betasync.CancelResult{Status: betasync.StatusSuccess, Message: "Anthropic beta headers reload schedule cancelled", Timestamp: at},
 		"status_scheduled": betasync.ScheduleStatus{
 			Scheduled: true, IntervalHours: &hours, LastRun: &at, NextRun: &next, LastSuccess: &at,
+			LastReload: &at, NextScheduledRun: &next,
 			LastError:     &betasync.RunError{Time: at, Message: "fetching: status 502"},
 			ConfigVersion: 2, ConfigSource: betasync.SourceRemote, ConfigHash: "abc", LockHolder: "r1",
 		},
 		"status_empty": betasync.ScheduleStatus{},
-		"error":        betasync.ErrorReply{Status: betasync.StatusError, Code: betasync.EUPSTREAM, Message: "m"},
+		"status_no_worker": betasync.ScheduleStatus{
+			Scheduled: true, IntervalHours: &hours, NextScheduledRun: &next, LastReload: &at,
+			Warning: "no betasync worker answered: this replica read the status from KV",
+		},
+		"error": betasync.ErrorReply{Status: betasync.StatusError, Code: betasync.EUPSTREAM, Message: "m", Detail: "m"},
 	}
 	got, err := json.MarshalIndent(replies, "", "  ")
 	require.NoError(t, err)

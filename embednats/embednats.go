@@ -115,7 +115,9 @@ type logAdapter struct {
 	fatal chan<- string // the first fatal message
 }
 
-func (a logAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+// Noticef is the server's chatter (banner, settings): DEBUG, so the daemon's
+// log stays one stream of its own lines; warnings and errors are kept.
+func (a logAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
 func (a logAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
 func (a logAdapter) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

@@ -15,7 +15,8 @@ import (
 )
 
 // Roles a key may hold. Admin may do everything; viewer may read the status
-// and the current mapping.
+// and the current mapping. A keys file may also name LiteLLM's roles
+// (litellm.go): proxy_admin is admin, the others may do nothing.
 const (
 	RoleAdmin  = "admin"
 	RoleViewer = "viewer"
@@ -46,8 +47,12 @@ func NewKeyring(master string, keys []Key) (*Keyring, error) {
 		if k.Name == "" {
 			return nil, fmt.Errorf("key %d: name is required", i)
 		}
-		if k.Role != RoleAdmin && k.Role != RoleViewer {
-			return nil, fmt.Errorf("key %q: role must be %q or %q, not %q", k.Name, RoleAdmin, RoleViewer, k.Role)
+		if k.Role == RoleProxyAdmin {
+			k.Role = RoleAdmin
+		}
+		if k.Role != RoleAdmin && k.Role != RoleViewer && !litellmNonAdminRoles[k.Role] {
+			return nil, fmt.Errorf("key %q: role must be %q, %q, or one of LiteLLM's roles (proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer, org_admin, team, customer), not %q",
+				k.Name, RoleAdmin, RoleViewer, k.Role)
 		}
 		sum, err := hex.DecodeString(k.SHA256)
 		if err != nil || len(sum) != sha256.Size {

@@ -9,7 +9,9 @@ import (
 	"github.com/betasync/betasync"
 )
 
-// errorBody is LiteLLM's error shape.
+// errorBody is betasync's error shape on its own routes (LiteLLM's
+// ProxyException shape; LiteLLM's four endpoints answer as FastAPI does:
+// see litellm.go).
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -40,6 +42,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	status := betasync.Status(code)
 	if code == betasync.EINTERNAL {
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if isLiteLLMPath(r.URL.Path) {
+		writeLiteLLMError(w, r, code, status, betasync.ErrorMessage(err), param)
+		return
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{
 		Message: betasync.ErrorMessage(err),

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -28,7 +29,11 @@ func (s *server) auth(role string, next http.Handler) http.Handler {
 			return
 		}
 		if !allowed(key.Role, role) {
-			writeError(w, r, s.log, betasync.Errorf(betasync.EFORBIDDEN, "key %q has role %q; this endpoint needs %q", key.Name, key.Role, role), "")
+			msg := fmt.Sprintf("key %q has role %q; this endpoint needs %q", key.Name, key.Role, role)
+			if isLiteLLMPath(r.URL.Path) {
+				msg = litellmForbidden(roleName(key.Role))
+			}
+			writeError(w, r, s.log, &betasync.Error{Code: betasync.EFORBIDDEN, Message: msg}, "")
 			return
 		}
 		actor := betasync.Actor{Name: key.Name, Addr: r.RemoteAddr}
@@ -55,7 +60,7 @@ func (s *server) handleScheduleSet() http.Handler {
 		defer cancel()
 		hours, err := betasync.ParseHours(r.URL.Query().Get("hours"))
 		if err != nil {
-			writeError(w, r, s.log, err, "hours")
+			writeError(w, r, s.log, hoursError(err, hours), "hours")
 			return
 		}
 		res, err := s.cfg.Commands.SetSchedule(ctx, hours)
@@ -85,6 +90,12 @@ func (s *server) handleScheduleStatus() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 		defer cancel()
 		res, err := s.cfg.Commands.Status(ctx)
+		if betasync.ErrorCode(err) == betasync.EUNAVAILABLE && s.cfg.StatusFallback != nil {
+			if st, ferr := s.cfg.StatusFallback(ctx); ferr == nil {
+				st.Warning = NoWorkerWarning + " (" + betasync.ErrorMessage(err) + ")"
+				res, err = st, nil
+			}
+		}
 		if err != nil {
 			writeError(w, r, s.log, err, "")
 			return
@@ -163,6 +174,10 @@ func (s *server) handleMethodNotAllowed() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// RFC 9110 §15.5.6: a 405 must list the methods the path allows.
 		w.Header().Set("Allow", strings.Join(s.allowedMethods(r), ", "))
+		if isLiteLLMPath(r.URL.Path) {
+			writeJSON(w, http.StatusMethodNotAllowed, detailBody{Detail: "Method Not Allowed"}) // FastAPI's
+			return
+		}
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
 			Message: "method " + clip(r.Method, 16) + " is not allowed on " + clip(r.URL.Path, clipLen),
 			Type:    "method_not_allowed",

@@ -105,7 +105,7 @@ func setup(t *testing.T) *env {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		st, err = s.Client.Status(ctx)
-		return err == nil && st.LastRun != nil && st.LockHolder == replicaID
+		return err == nil && st.LastReload != nil && st.LockHolder == replicaID
 	}, waitFor, tick, "the worker's start-up reload and lease")
 	require.Eventually(t, func() bool { return sub.Current().Version == st.ConfigVersion }, waitFor, tick,
 		"the subscriber serves version %d", st.ConfigVersion)
@@ -222,7 +222,8 @@ func boolean(t *testing.T, raw json.RawMessage) bool {
 	return b
 }
 
-// assertUTC checks that raw is an RFC 3339 time in UTC, written with "Z".
+// assertUTC checks that raw is an RFC 3339 time in UTC, written with "Z",
+// or with "+00:00" as LiteLLM's replies write it.
 func assertUTC(t *testing.T, raw json.RawMessage) time.Time {
 	t.Helper()
 	s := str(t, raw)
@@ -230,7 +231,8 @@ func assertUTC(t *testing.T, raw json.RawMessage) time.Time {
 	if !assert.NoError(t, err) {
 		return time.Time{}
 	}
-	assert.True(t, strings.HasSuffix(s, "Z"), "%q is not UTC", s)
+	ts = ts.UTC()
+	assert.True(t, strings.HasSuffix(s, "Z") || strings.HasSuffix(s, "+00:00"), "%q is not UTC", s)
 	assert.Equal(t, time.UTC, ts.Location(), "%q", s)
 	assert.False(t, ts.IsZero(), "%q", s)
 	return ts
@@ -245,11 +247,35 @@ type apiError struct {
 }
 
 // assertError checks an error reply: status, LiteLLM's shape with all four
-// keys, a message, and the status as code. It returns the detail.
+// keys, a message, and the status as code. It returns the detail. On
+// LiteLLM's own endpoints (a "detail" body, FastAPI's shape) it reads the
+// detail into the same form: the message, our "type", and for 422 the
+// parameter named in loc.
 func assertError(t *testing.T, r reply, status int) apiError {
 	t.Helper()
 	assert.Equal(t, status, r.status, "body: %s", r.body)
 	obj := object(t, r)
+	if d, ok := obj["detail"]; ok {
+		e := apiError{Code: strconv.Itoa(status), Param: json.RawMessage("null")}
+		if status == http.StatusUnprocessableEntity {
+			var items []struct {
+				Loc []string `json:"loc"`
+				Msg string   `json:"msg"`
+			}
+			require.NoError(t, json.Unmarshal(d, &items), "body: %s", r.body)
+			require.Len(t, items, 1)
+			require.Len(t, items[0].Loc, 2)
+			e.Message = items[0].Msg + " (" + strings.Join(items[0].Loc, ".") + ")"
+			e.Param = json.RawMessage(strconv.Quote(items[0].Loc[1]))
+		} else {
+			e.Message = str(t, d)
+		}
+		if raw, ok := obj["type"]; ok {
+			e.Type = str(t, raw)
+		}
+		assert.NotEmpty(t, e.Message)
+		return e
+	}
 	require.Contains(t, obj, "error", "body: %s", r.body)
 	var fields map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(obj["error"], &fields))
@@ -295,11 +321,14 @@ func TestEndpoints(t *testing.T) {
 	t.Run("status", func(t *testing.T) {
 		obj := okObject(t, e.do(t, http.MethodGet, pathStatus, bearer(masterKey)))
 		assertKeys(t, obj, "scheduled", "interval_hours", "last_run", "next_run", "last_success", "last_error",
-			"config_version", "config_source", "config_hash", "lock_holder")
+			"config_version", "config_source", "config_hash", "lock_holder", "last_reload", "next_scheduled_run")
 		assert.True(t, boolean(t, obj["scheduled"]))
 		assert.InDelta(t, 24.0, num(t, obj["interval_hours"]), 0)
-		assertUTC(t, obj["last_run"])
-		assertUTC(t, obj["next_run"])
+		// As in LiteLLM: no reload since the schedule was set.
+		assert.JSONEq(t, "null", string(obj["last_run"]))
+		assert.JSONEq(t, "null", string(obj["next_run"]))
+		assertUTC(t, obj["last_reload"])
+		assertUTC(t, obj["next_scheduled_run"])
 		assertUTC(t, obj["last_success"])
 		assert.JSONEq(t, "null", string(obj["last_error"]))
 		assert.InDelta(t, version, num(t, obj["config_version"]), 0)
@@ -411,8 +440,14 @@ func TestAuth(t *testing.T) {
 				assert.NotContains(t, string(r.body), viewerKey)
 			default:
 				got := assertError(t, r, tt.want)
-				assert.Equal(t, betasync.EUNAUTHORIZED, got.Type)
-				assert.JSONEq(t, "null", string(got.Param))
+				if tt.path == pathMapping {
+					assert.Equal(t, betasync.EUNAUTHORIZED, got.Type)
+					assert.JSONEq(t, "null", string(got.Param))
+				} else { // LiteLLM's auth layer's answer
+					assert.Equal(t, "auth_error", got.Type)
+					assert.True(t, strings.HasPrefix(got.Message, "Authentication Error, "), got.Message)
+					assert.JSONEq(t, `"None"`, string(got.Param))
+				}
 			}
 		})
 	}
@@ -472,8 +507,10 @@ func TestScheduleBadInput(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					got := assertError(t, e.do(t, http.MethodPost, pathSchedule+tt.query, bearer(masterKey)), tt.want)
-					assert.Contains(t, got.Message, "hours")
-					assert.JSONEq(t, `"hours"`, string(got.Param))
+					assert.Contains(t, strings.ToLower(got.Message), "hours")
+					if tt.want == http.StatusUnprocessableEntity { // FastAPI's loc names it
+						assert.JSONEq(t, `"hours"`, string(got.Param))
+					}
 					after := schedule(t)
 					for k, v := range before {
 						assert.JSONEq(t, string(v), string(after[k]), "%s changed", k)
@@ -507,7 +544,8 @@ func TestReloadUpstreamFailure(t *testing.T) {
 		var lastErr betasync.RunError
 		require.NoError(t, json.Unmarshal(obj["last_error"], &lastErr))
 		assert.Contains(t, lastErr.Message, "500")
-		assert.Equal(t, time.UTC, lastErr.Time.Location())
+		_, offset := lastErr.Time.Zone()
+		assert.Zero(t, offset, "UTC")
 	})
 
 	t.Run("metrics count the failure", func(t *testing.T) {
@@ -546,13 +584,17 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.do(t, tt.method, tt.path, bearer(masterKey))
 			got := assertError(t, r, tt.want)
-			assert.Contains(t, got.Message, tt.path)
+			if got.Message != "Method Not Allowed" { // FastAPI's 405 on LiteLLM's endpoints
+				assert.Contains(t, got.Message, tt.path)
+			}
 			assert.Equal(t, tt.wantAllow, r.header.Get("Allow"))
 		})
 	}
 	t.Run("counted without the raw path", func(t *testing.T) {
 		body := string(e.do(t, http.MethodGet, "/metrics", noKey).body)
 		assert.Contains(t, body, `betasync_http_requests_total{code="404",method="GET",route="unmatched"} 2`)
+		assert.Contains(t, body, `betasync_http_requests_total{code="405",method="GET",route="/reload/anthropic_beta_headers"} 1`,
+			"a 405 on a known route is labelled with the route")
 		assert.NotContains(t, body, "/nope")
 	})
 }
@@ -604,10 +646,14 @@ func TestLiteLLMCurlFlow(t *testing.T) {
 	status := okObject(t, e.do(t, http.MethodGet, pathStatus, key))
 	assert.True(t, boolean(t, status["scheduled"]))
 	assert.InDelta(t, 24.0, num(t, status["interval_hours"]), 0)
-	assertUTC(t, status["next_run"])
-	assertUTC(t, status["last_run"])
-	assert.JSONEq(t, string(sched["next_run"]), string(status["next_run"]))
+	assert.JSONEq(t, string(sched["next_run"]), string(status["next_scheduled_run"]))
 	assert.JSONEq(t, string(reload["version"]), string(status["config_version"]))
+
+	okObject(t, e.do(t, http.MethodPost, pathReload, key))
+	status = okObject(t, e.do(t, http.MethodGet, pathStatus, key))
+	last := assertUTC(t, status["last_run"])
+	next := assertUTC(t, status["next_run"])
+	assert.Equal(t, last.Add(24*time.Hour), next)
 
 	cancel := okObject(t, e.do(t, http.MethodDelete, pathSchedule, key))
 	assert.Equal(t, betasync.StatusSuccess, str(t, cancel["status"]))
@@ -616,7 +662,8 @@ func TestLiteLLMCurlFlow(t *testing.T) {
 	assert.False(t, boolean(t, status["scheduled"]))
 	assert.JSONEq(t, "null", string(status["interval_hours"]))
 	assert.JSONEq(t, "null", string(status["next_run"]))
-	assertUTC(t, status["last_run"])
+	assert.JSONEq(t, "null", string(status["last_run"]), "as in LiteLLM, after a cancel")
+	assertUTC(t, status["last_reload"])
 }
 
 func TestRequestID(t *testing.T) {

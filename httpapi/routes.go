@@ -34,4 +34,10 @@ func (s *server) routes() {
 	r.Handle("/anthropic_beta_headers/fleet", auth(RoleViewer, s.handleFleet())).Methods(http.MethodGet)
 	// The console (/ui) and its two viewer endpoints (ui.go).
 	s.uiRoutes(auth)
+	// The bridge for LiteLLM pods (bridge.go).
+	config := s.handleLiteLLMConfig()
+	if !s.cfg.PublicConfig {
+		config = basicAsKey(auth(RoleViewer, config))
+	}
+	r.Handle(PathLiteLLMConfig, config).Methods(http.MethodGet, http.MethodHead)
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -39,6 +40,13 @@ type Config struct {
 	// Ready answers /readyz: nil when this replica can do its job (for an
 	// API replica: NATS connected and a worker answering). Nil: always ready.
 	Ready func(ctx context.Context) error
+	// PublicConfig serves PathLiteLLMConfig without a key
+	// (BETASYNC_PUBLIC_CONFIG); otherwise it needs a viewer key.
+	PublicConfig bool
+	// StatusFallback, when set, answers the schedule status when no worker
+	// does (the status lives in KV, which an API replica can read): the
+	// answer says so in its warning. Nil: 503, as any other command.
+	StatusFallback func(ctx context.Context) (betasync.ScheduleStatus, error)
 	// CommandTimeout bounds one command; make it longer than the worker's
 	// fetch timeout. 30s when 0.
 	CommandTimeout time.Duration
@@ -103,6 +111,8 @@ func (s *server) observe(next http.Handler) http.Handler {
 			if tpl, err := match.Route.GetPathTemplate(); err == nil {
 				route = tpl
 			}
+		} else if errors.Is(match.MatchErr, mux.ErrMethodMismatch) {
+			route = s.routeOfPath(r) // a 405 on a known route: that route
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
@@ -143,4 +153,20 @@ func newRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return hex.EncodeToString(b[:])
+}
+
+// routeOfPath returns the template of a route that serves r's path with
+// some other method, or "unmatched".
+func (s *server) routeOfPath(r *http.Request) string {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.Route != nil {
+			if tpl, err := match.Route.GetPathTemplate(); err == nil {
+				return tpl
+			}
+		}
+	}
+	return "unmatched"
 }

@@ -92,12 +92,15 @@ const (
 
 // Schedule is the shared schedule record stored under KeySchedule.
 type Schedule struct {
-	IntervalHours float64            `json:"interval_hours,omitempty"` // 0: not scheduled
-	LastRun       *time.Time         `json:"last_run,omitempty"`
-	NextRun       *time.Time         `json:"next_run,omitempty"`
-	LastSuccess   *time.Time         `json:"last_success,omitempty"`
-	LastError     *betasync.RunError `json:"last_error,omitempty"`
-	Failures      int                `json:"failures,omitempty"` // consecutive failed scheduled runs
+	IntervalHours float64 `json:"interval_hours,omitempty"` // 0: not scheduled
+	// ScheduledAt is when the schedule was last set; absent in records
+	// written before it existed, and when not scheduled.
+	ScheduledAt *time.Time         `json:"scheduled_at,omitempty"`
+	LastRun     *time.Time         `json:"last_run,omitempty"`
+	NextRun     *time.Time         `json:"next_run,omitempty"`
+	LastSuccess *time.Time         `json:"last_success,omitempty"`
+	LastError   *betasync.RunError `json:"last_error,omitempty"`
+	Failures    int                `json:"failures,omitempty"` // consecutive failed scheduled runs
 	// Fence is the lease token of the newest holder that wrote the record;
 	// a holder with an older token may no longer write it.
 	Fence uint64 `json:"fence,omitempty"`
@@ -600,4 +603,38 @@ func Check(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	return nil
+}
+
+// Open binds to the buckets without creating or updating them, for a
+// replica that only reads (an API replica answering the status when no
+// worker does). A bucket that does not exist yet is ENOTFOUND.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	open := func(bucket string) (jetstream.KeyValue, error) {
+		b, err := js.KeyValue(ctx, bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, betasync.Errorf(betasync.ENOTFOUND, "bucket %s does not exist yet: no worker has started", bucket)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kv: bucket %s: %w", bucket, err)
+		}
+		return b, nil
+	}
+	config, err := open(BucketConfig)
+	if err != nil {
+		return nil, err
+	}
+	state, err := open(BucketState)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := open(BucketLock)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		Mappings:  &Mappings{kv: config, nc: js.Conn()},
+		Schedules: &Schedules{kv: state},
+		Lease:     &Lease{kv: lock},
+		Overrides: &OverrideStore{kv: state},
+	}, nil
 }

@@ -128,7 +128,7 @@ func TestClientCommands(t *testing.T) {
 		if assert.NotNil(t, st.IntervalHours) {
 			assert.InDelta(t, 24.0, *st.IntervalHours, 0)
 		}
-		assert.NotNil(t, st.NextRun)
+		assert.NotNil(t, st.NextScheduledRun)
 		assert.NotNil(t, st.LastSuccess)
 		assert.Equal(t, res.Version, st.ConfigVersion)
 		assert.Equal(t, res.Hash, st.ConfigHash)
@@ -143,7 +143,7 @@ func TestClientCommands(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, st.Scheduled)
 		assert.Nil(t, st.IntervalHours)
-		assert.Nil(t, st.NextRun)
+		assert.Nil(t, st.NextScheduledRun)
 	})
 
 	t.Run("upstream failure", func(t *testing.T) {

@@ -39,6 +39,8 @@ type Service struct {
 	cfg ServiceConfig
 	sem chan struct{}
 
+	errs endpointErrors // failed replies by endpoint, for the micro stats
+
 	mu      sync.Mutex
 	stopped bool         // once set, no command starts
 	dropped atomic.Int64 // commands that came too late
@@ -74,17 +76,20 @@ func Serve(nc *nats.Conn, cmd betasync.Commands, cfg ServiceConfig) (*Service, e
 	//nolint:gosec // cancelled by Shutdown when its bound runs out, or never: commands have their own deadlines
 	s.base, s.abort = context.WithCancel(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        ServiceName,
-		Version:     cfg.Version,
-		Description: "betasync: reload and schedule the anthropic-beta mapping",
-		Metadata:    map[string]string{"replica": cfg.ReplicaID},
+		Name:    ServiceName,
+		Version: cfg.Version,
+		// `nats micro ls` shows the description, not the metadata: it
+		// names the replica, so operators can tell instances apart.
+		Description:  "betasync replica " + cfg.ReplicaID + ": reload and schedule the anthropic-beta mapping",
+		Metadata:     map[string]string{"replica": cfg.ReplicaID},
+		StatsHandler: s.errs.stats,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.svc = svc
 	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, s.async(e.serve), micro.WithEndpointSubject(e.subject)); err != nil {
+		if err := svc.AddEndpoint(e.name, s.async(e.name, e.serve), micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = svc.Stop()
 			return nil, err
 		}
@@ -135,20 +140,24 @@ func (s *Service) Info() micro.Info { return s.svc.Info() }
 // has returned, the library reads the request's state to count errors, so
 // replies sent later go straight to the reply subject on the connection
 // rather than through micro.Request.
-func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)) micro.HandlerFunc {
+//
+// Errors are counted twice over: a command refused at once (this replica
+// is stopping, or has too many in flight) is answered through req.Error, so
+// micro counts it in num_errors; every failed reply, whenever it is sent,
+// is counted in the endpoint's stats data ({"errors", "last_error"}: see
+// endpointErrors), since micro has read the request's state by then.
+func (s *Service) async(name string, serve func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.stopped {
-			err := betasync.Errorf(betasync.EUNAVAILABLE, "replica %s is stopping", s.cfg.ReplicaID)
-			s.reply(req.Subject(), req.Reply(), nil, err)
+			s.refuse(name, req, betasync.Errorf(betasync.EUNAVAILABLE, "replica %s is stopping", s.cfg.ReplicaID))
 			return
 		}
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			err := betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID)
-			s.reply(req.Subject(), req.Reply(), nil, err)
+			s.refuse(name, req, betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID))
 			return
 		}
 		subject, reply, payload, headers := req.Subject(), req.Reply(), req.Data(), req.Headers()
@@ -179,6 +188,9 @@ func (s *Service) async(serve func(ctx context.Context, cmd betasync.Commands, p
 			if err != nil && s.base.Err() != nil {
 				err = betasync.Errorf(betasync.EUNAVAILABLE, "replica %s stopped before the command finished; it may or may not have taken effect", s.cfg.ReplicaID)
 			}
+			if err != nil {
+				s.errs.add(name, err)
+			}
 			s.reply(subject, reply, out, err)
 		})
 	}
@@ -199,7 +211,8 @@ func (s *Service) reply(subject, reply string, out any, err error) {
 			micro.ErrorHeader:     []string{betasync.ErrorMessage(err)},
 			micro.ErrorCodeHeader: []string{strconv.Itoa(betasync.Status(code))},
 		}
-		out = betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: betasync.ErrorMessage(err)}
+		text := betasync.ErrorMessage(err)
+		out = betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: text, Detail: text}
 	}
 	data, merr := json.Marshal(out)
 	if merr != nil {
@@ -255,4 +268,54 @@ var endpoints = []struct {
 	{"overrides_delete", SubjectOverrideDelete, serveOverrideDelete},
 	{"overrides_list", SubjectOverrideList, serveOverrideList},
 	{"fleet", SubjectFleet, serveFleet}, // fleet.go
+}
+
+// refuse answers a command it will not run through req.Error, so that micro
+// counts it (num_errors), with the same body as any failed command.
+func (s *Service) refuse(name string, req micro.Request, err error) {
+	s.errs.add(name, err)
+	code := betasync.ErrorCode(err)
+	text := betasync.ErrorMessage(err)
+	body, _ := json.Marshal(betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: text, Detail: text})
+	if rerr := req.Error(strconv.Itoa(betasync.Status(code)), text, body); rerr != nil {
+		s.cfg.Logger.Warn("command reply failed", "subject", req.Subject(), "err", rerr)
+	}
+}
+
+// endpointErrors counts failed replies by endpoint.
+type endpointErrors struct {
+	mu   sync.Mutex
+	byEP map[string]*EndpointErrors
+}
+
+// EndpointErrors is the data of each endpoint in the micro stats (`nats
+// micro stats betasync --json`, field data): every failed reply this
+// replica sent on the endpoint, and the last one's message.
+type EndpointErrors struct {
+	Errors    int    `json:"errors"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+func (e *endpointErrors) add(name string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.byEP == nil {
+		e.byEP = map[string]*EndpointErrors{}
+	}
+	c := e.byEP[name]
+	if c == nil {
+		c = &EndpointErrors{}
+		e.byEP[name] = c
+	}
+	c.Errors++
+	c.LastError = betasync.ErrorMessage(err)
+}
+
+func (e *endpointErrors) stats(ep *micro.Endpoint) any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.byEP[ep.Name]; c != nil {
+		return *c
+	}
+	return EndpointErrors{}
 }

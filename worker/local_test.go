@@ -109,8 +109,8 @@ func TestLocalOnlyEmbedded(t *testing.T) {
 		st, err := w.Status(ctx)
 		require.NoError(t, err)
 		assert.Nil(t, st.LastError)
-		if assert.NotNil(t, st.NextRun) {
-			assert.Equal(t, t0.Add(2*time.Hour), *st.NextRun)
+		if assert.NotNil(t, st.NextScheduledRun) {
+			assert.Equal(t, t0.Add(2*time.Hour), *st.NextScheduledRun)
 		}
 	})
 

@@ -229,7 +229,7 @@ func TestOverrideSurvivesReloadRestartAndRollback(t *testing.T) {
 		run(t, w2)
 		waitFor(t, func() bool {
 			st, err := w2.Status(ctx)
-			return err == nil && st.LastRun != nil && st.LockHolder == "r2"
+			return err == nil && st.LastReload != nil && st.LockHolder == "r2"
 		}, "the restarted worker's start-up reload")
 		latest := f.converge(t)
 		assert.Equal(t, before.Version, latest.Version, "the start-up reload finds the same content")

@@ -140,6 +140,7 @@ func (w *Worker) runDue(ctx context.Context, token uint64) (bool, error) {
 	now := w.now()
 	_, err := w.schedules.Update(ctx, token, func(s *kv.Schedule) error {
 		if s.IntervalHours <= 0 || (s.NextRun != nil && now.Before(*s.NextRun)) {
+			w.metrics.ScheduleNext(s.NextRun) // the holder reads it every tick
 			return errNotDue
 		}
 		// Claim the slot: if this replica dies mid-run, the next holder

@@ -30,7 +30,9 @@ func statusWhen(t *testing.T, w *worker.Worker, cond func(betasync.ScheduleStatu
 }
 
 func nextRunIs(want time.Time) func(betasync.ScheduleStatus) bool {
-	return func(st betasync.ScheduleStatus) bool { return st.NextRun != nil && st.NextRun.Equal(want) }
+	return func(st betasync.ScheduleStatus) bool {
+		return st.NextScheduledRun != nil && st.NextScheduledRun.Equal(want)
+	}
 }
 
 // settle returns once w's start-up reload has recorded its outcome. The
@@ -41,7 +43,7 @@ func nextRunIs(want time.Time) func(betasync.ScheduleStatus) bool {
 func settle(t *testing.T, w *worker.Worker, clk *clock) {
 	t.Helper()
 	statusWhen(t, w, func(st betasync.ScheduleStatus) bool {
-		return st.LastRun != nil && st.LastRun.Equal(clk.Now())
+		return st.LastReload != nil && st.LastReload.Equal(clk.Now())
 	}, "the start-up reload")
 }
 
@@ -296,8 +298,8 @@ func TestScheduleTwoReplicas(t *testing.T) {
 		ranAt := clk.Now()
 		st := statusWhen(t, observer, nextRunIs(ranAt.Add(time.Hour)), "scheduled run %d", interval)
 		assert.Equal(t, base+interval, up.Hits(), "exactly one fetch for scheduled run %d", interval)
-		if assert.NotNil(t, st.LastRun) {
-			assert.Equal(t, ranAt, *st.LastRun)
+		if assert.NotNil(t, st.LastReload) {
+			assert.Equal(t, ranAt, *st.LastReload)
 		}
 		if assert.NotNil(t, st.LastSuccess) {
 			assert.Equal(t, ranAt, *st.LastSuccess)
@@ -307,8 +309,8 @@ func TestScheduleTwoReplicas(t *testing.T) {
 
 	st, err := workers["b"].Status(ctx)
 	require.NoError(t, err)
-	if assert.NotNil(t, st.NextRun) {
-		assert.Equal(t, start.Add(time.Hour), *st.NextRun, "an hour after the start-up reloads")
+	if assert.NotNil(t, st.NextScheduledRun) {
+		assert.Equal(t, start.Add(time.Hour), *st.NextScheduledRun, "an hour after the start-up reloads")
 	}
 	for range 3 {
 		step(time.Hour)
@@ -464,8 +466,8 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	if assert.NotNil(t, st.IntervalHours) {
 		assert.InDelta(t, 2.0, *st.IntervalHours, 0)
 	}
-	assert.Equal(t, before.NextRun, st.NextRun)
-	assert.Equal(t, before.LastRun, st.LastRun)
+	assert.Equal(t, before.NextScheduledRun, st.NextScheduledRun)
+	assert.Equal(t, before.LastReload, st.LastReload)
 	assert.Equal(t, before.LastSuccess, st.LastSuccess)
 	assert.Equal(t, before.ConfigVersion, st.ConfigVersion)
 	assert.Equal(t, before.ConfigHash, st.ConfigHash)
@@ -478,7 +480,7 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	restarted := clk.Now()
 	st, err = w.Status(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, restarted.Add(2*time.Hour), *st.NextRun)
+	assert.Equal(t, restarted.Add(2*time.Hour), *st.NextScheduledRun)
 	base = up.Hits()
 	clk.Advance(2 * time.Hour)
 	statusWhen(t, w, nextRunIs(restarted.Add(4*time.Hour)), "the next scheduled run, after the restart")
@@ -524,7 +526,7 @@ func TestScheduleTakeoverFromDeadHolder(t *testing.T) {
 
 	st, err := w.Status(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, &claimedUntil, st.NextRun, "the new holder continues from the stored next_run")
+	assert.Equal(t, &claimedUntil, st.NextScheduledRun, "the new holder continues from the stored next_run")
 	assert.Equal(t, base, up.Hits(), "the claim has not expired")
 
 	clk.Advance(10 * time.Second)

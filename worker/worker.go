@@ -33,6 +33,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/kv"
 )
@@ -64,6 +66,12 @@ type Config struct {
 type Metrics interface {
 	ReloadFinished(trigger, outcome string, at time.Time)
 	LeaseHeld(held bool)
+	// FetchFinished observes one upstream fetch: outcome ok, not_modified
+	// or error.
+	FetchFinished(outcome string, d time.Duration)
+	// ScheduleNext is the next scheduled run this replica wrote or read
+	// (nil: not scheduled).
+	ScheduleNext(next *time.Time)
 }
 
 // Deps are the worker's collaborators.
@@ -187,6 +195,8 @@ type noMetrics struct{}
 
 func (noMetrics) ReloadFinished(string, string, time.Time) {}
 func (noMetrics) LeaseHeld(bool)                           {}
+func (noMetrics) FetchFinished(string, time.Duration)      {}
+func (noMetrics) ScheduleNext(*time.Time)                  {}
 
 func (w *Worker) now() time.Time { return w.cfg.Now().UTC() }
 
@@ -287,7 +297,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 			if latest != nil && !latest.SameContent(snap) && !latest.FetchedAt.Before(start) {
 				// Fetched after this refresh began: keep it.
 				res := w.result(latest, false)
-				res.Message = fmt.Sprintf("anthropic-beta mapping reloaded: a concurrent reload stored version %d", latest.Version)
+				res.Summary = fmt.Sprintf("a concurrent reload stored version %d", latest.Version)
 				return res, nil
 			}
 			continue
@@ -337,7 +347,16 @@ func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync
 	if latest != nil && (latest.Source == betasync.SourceRemote || latest.Source == betasync.SourceOverride) && latest.URL == w.cfg.URL {
 		etag, lastModified = latest.ETag, latest.LastModified
 	}
+	began := time.Now()
 	f, err := w.fetcher.fetch(ctx, etag, lastModified)
+	switch {
+	case err != nil:
+		w.metrics.FetchFinished("error", time.Since(began))
+	case f.notModified:
+		w.metrics.FetchFinished("not_modified", time.Since(began))
+	default:
+		w.metrics.FetchFinished("ok", time.Since(began))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -377,17 +396,19 @@ func loadFile(path string) (*betasync.Mapping, error) {
 
 // result describes snap, the version now stored.
 func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadResult {
-	msg := fmt.Sprintf("anthropic-beta mapping reloaded: version %d unchanged", snap.Version)
+	summary := fmt.Sprintf("version %d unchanged", snap.Version)
 	var changes betasync.Changes
 	if changed {
-		msg = fmt.Sprintf("anthropic-beta mapping reloaded: new version %d", snap.Version)
+		summary = fmt.Sprintf("new version %d", snap.Version)
 		changes = snap.Changes
 	}
+	providers := len(snap.Providers())
 	return betasync.ReloadResult{
 		Status:         betasync.StatusSuccess,
-		Message:        msg,
+		Message:        fmt.Sprintf(betasync.LiteLLMReloadMessage, providers),
+		Summary:        summary,
 		Warnings:       snap.Warnings(),
-		ProvidersCount: len(snap.Providers()),
+		ProvidersCount: providers,
 		Timestamp:      w.now(),
 		Version:        snap.Version,
 		Changed:        changed,
@@ -408,7 +429,7 @@ func (w *Worker) result(snap *betasync.Snapshot, changed bool) betasync.ReloadRe
 // backoff; a failed manual or start-up run leaves next_run alone.
 func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runErr error) {
 	now := w.now()
-	_, err := w.schedules.Update(ctx, fence, func(s *kv.Schedule) error {
+	rec, err := w.schedules.Update(ctx, fence, func(s *kv.Schedule) error {
 		s.LastRun = &now
 		if runErr != nil {
 			s.LastError = &betasync.RunError{Time: now, Message: betasync.ErrorMessage(runErr)}
@@ -430,7 +451,9 @@ func (w *Worker) record(ctx context.Context, fence uint64, scheduled bool, runEr
 	})
 	if err != nil {
 		w.log.Warn("recording the reload in the schedule failed", "err", err)
+		return
 	}
+	w.metrics.ScheduleNext(rec.NextRun)
 }
 
 // backoff is the delay before retrying after n consecutive failed runs.
@@ -458,6 +481,7 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (res betasync.S
 	w.reportCorruptSchedule(ctx, "setting the schedule")
 	s, err := w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
 		s.IntervalHours = hours
+		s.ScheduledAt = &now
 		s.Failures = 0
 		next := now
 		if s.LastSuccess != nil {
@@ -472,9 +496,10 @@ func (w *Worker) SetSchedule(ctx context.Context, hours float64) (res betasync.S
 		return betasync.ScheduleResult{}, storeErr("setting the schedule", err)
 	}
 	w.log.Info("schedule set", "interval_hours", hours, "next_run", s.NextRun)
+	w.metrics.ScheduleNext(s.NextRun)
 	return betasync.ScheduleResult{
 		Status:        betasync.StatusSuccess,
-		Message:       fmt.Sprintf("anthropic-beta mapping reload scheduled every %g hours", hours),
+		Message:       fmt.Sprintf(betasync.LiteLLMScheduleMessage, betasync.LiteLLMHours(hours)),
 		IntervalHours: hours,
 		NextRun:       s.NextRun,
 		Timestamp:     now,
@@ -486,16 +511,17 @@ func (w *Worker) CancelSchedule(ctx context.Context) (res betasync.CancelResult,
 	defer func() { w.audit(ctx, "schedule.cancel", err) }()
 	w.reportCorruptSchedule(ctx, "cancelling the schedule")
 	_, err = w.schedules.Update(ctx, 0, func(s *kv.Schedule) error {
-		s.IntervalHours, s.NextRun, s.Failures = 0, nil, 0
+		s.IntervalHours, s.ScheduledAt, s.NextRun, s.Failures = 0, nil, nil, 0
 		return nil
 	})
 	if err != nil {
 		return betasync.CancelResult{}, storeErr("cancelling the schedule", err)
 	}
 	w.log.Info("schedule cancelled")
+	w.metrics.ScheduleNext(nil)
 	return betasync.CancelResult{
 		Status:    betasync.StatusSuccess,
-		Message:   "anthropic-beta mapping reload schedule cancelled",
+		Message:   betasync.LiteLLMCancelMessage,
 		Timestamp: w.now(),
 	}, nil
 }
@@ -521,7 +547,27 @@ func truncate(s string, n int) string {
 // schedule record is reported in ScheduleError, not as a failure: setting
 // or cancelling the schedule repairs it.
 func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
-	s, _, err := w.schedules.Get(ctx)
+	return ReadStatus(ctx, &kv.Store{Mappings: w.mappings, Schedules: w.schedules, Lease: w.lease})
+}
+
+// StatusFromKV binds to the buckets without creating them and reads the
+// status (ReadStatus). Buckets that do not exist yet mean no worker ever
+// started, so nothing was scheduled: the empty status.
+func StatusFromKV(ctx context.Context, js jetstream.JetStream) (betasync.ScheduleStatus, error) {
+	store, err := kv.Open(ctx, js)
+	if betasync.ErrorCode(err) == betasync.ENOTFOUND {
+		return betasync.ScheduleStatus{}, nil
+	}
+	if err != nil {
+		return betasync.ScheduleStatus{}, storeErr("opening the buckets", err)
+	}
+	return ReadStatus(ctx, store)
+}
+
+// ReadStatus reads the status from KV: what a worker answers, and what an
+// API replica answers itself when no worker does (the status lives in KV).
+func ReadStatus(ctx context.Context, store *kv.Store) (betasync.ScheduleStatus, error) {
+	s, _, err := store.Schedules.Get(ctx)
 	var corrupt string
 	if c, ok := errors.AsType[*kv.CorruptScheduleError](err); ok {
 		corrupt = fmt.Sprintf("the schedule record (revision %d) is corrupt: %s; set or cancel the schedule to replace it", c.Revision, c.Reason)
@@ -530,30 +576,49 @@ func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the schedule", err)
 	}
-	latest, err := w.mappings.Latest(ctx)
+	latest, err := store.Mappings.Latest(ctx)
 	if err != nil && betasync.ErrorCode(err) != betasync.ENOTFOUND && !errors.Is(err, kv.ErrCorrupt) {
 		return betasync.ScheduleStatus{}, storeErr("reading the mapping", err)
 	}
-	holder, err := w.lease.Holder(ctx)
+	holder, err := store.Lease.Holder(ctx)
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("reading the lease", err)
 	}
+	st := StatusOf(s, latest, holder)
+	st.ScheduleError = corrupt
+	return st, nil
+}
+
+// StatusOf builds the status from the stored schedule, the latest stored
+// version (nil if none) and the lease holder. The worker answers with it,
+// and an API replica that no worker answers reads KV and answers with it
+// too (see ReadStatus).
+//
+// LiteLLM's keys keep LiteLLM's meaning: last_run is the last reload since
+// the schedule was set, null when not scheduled; next_run is null until
+// such a reload ran. betasync's own view is in last_reload and
+// next_scheduled_run.
+func StatusOf(s kv.Schedule, latest *betasync.Snapshot, holder string) betasync.ScheduleStatus {
 	st := betasync.ScheduleStatus{
-		Scheduled:     s.IntervalHours > 0,
-		LastRun:       s.LastRun,
-		LastSuccess:   s.LastSuccess,
-		LastError:     s.LastError,
-		LockHolder:    holder,
-		ScheduleError: corrupt,
+		Scheduled:   s.IntervalHours > 0,
+		LastReload:  s.LastRun,
+		LastSuccess: s.LastSuccess,
+		LastError:   s.LastError,
+		LockHolder:  holder,
 	}
 	if latest != nil {
 		st.ConfigVersion, st.ConfigSource, st.ConfigHash = latest.Version, latest.Source, latest.Hash()
 	}
 	if st.Scheduled {
 		st.IntervalHours = &s.IntervalHours
-		st.NextRun = s.NextRun
+		st.NextScheduledRun = s.NextRun
+		// A record from before scheduled_at existed: every run counts.
+		if s.LastRun != nil && (s.ScheduledAt == nil || !s.LastRun.Before(*s.ScheduledAt)) {
+			st.LastRun = s.LastRun
+			st.NextRun = s.NextRun
+		}
 	}
-	return st, nil
+	return st
 }
 
 func storeErr(doing string, err error) error {

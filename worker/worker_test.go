@@ -82,7 +82,8 @@ func TestReload(t *testing.T) {
 	assert.Equal(t, up.URL, res.URL)
 	assert.Equal(t, 7, res.ProvidersCount)
 	assert.Equal(t, t0, res.Timestamp)
-	assert.Contains(t, res.Message, "new version")
+	assert.Equal(t, "Anthropic beta headers configuration reloaded successfully! 7 providers updated.", res.Message, "LiteLLM's text")
+	assert.Contains(t, res.Summary, "new version")
 	assert.Equal(t, "betasync-test", up.LastHeader().Get("User-Agent"))
 
 	t.Run("announced", func(t *testing.T) {
@@ -102,7 +103,7 @@ func TestReload(t *testing.T) {
 		assert.Equal(t, res.Version, again.Version)
 		assert.Equal(t, res.Hash, again.Hash)
 		assert.Equal(t, 7, again.ProvidersCount)
-		assert.Contains(t, again.Message, "unchanged")
+		assert.Contains(t, again.Summary, "unchanged")
 		latest, err := n.Store.Mappings.Latest(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, res.Version, latest.Version, "no new version")
@@ -127,9 +128,9 @@ func TestReload(t *testing.T) {
 	t.Run("recorded in the status", func(t *testing.T) {
 		st, err := w.Status(ctx)
 		require.NoError(t, err)
-		require.NotNil(t, st.LastRun)
+		require.NotNil(t, st.LastReload)
 		require.NotNil(t, st.LastSuccess)
-		assert.Equal(t, t0, *st.LastRun)
+		assert.Equal(t, t0, *st.LastReload)
 		assert.Equal(t, t0, *st.LastSuccess)
 		assert.Nil(t, st.LastError)
 		assert.False(t, st.Scheduled)
@@ -273,7 +274,7 @@ func TestReloadLosesRaceWhileFetching(t *testing.T) {
 				assert.Equal(t, winner, got.res.Version)
 				assert.Equal(t, hashOf(t, docSmall), got.res.Hash)
 				assert.Equal(t, 2, got.res.ProvidersCount)
-				assert.Contains(t, got.res.Message, fmt.Sprintf("a concurrent reload stored version %d", winner))
+				assert.Contains(t, got.res.Summary, fmt.Sprintf("a concurrent reload stored version %d", winner))
 				assert.Equal(t, winner, latest.Version, "the newer version stays current")
 				assert.Equal(t, hashOf(t, docSmall), latest.Hash(), "the fleet does not regress to a's older document")
 				assert.Len(t, hist, 1)
@@ -467,7 +468,7 @@ func TestCancelSchedule(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, st.Scheduled)
 		assert.Nil(t, st.IntervalHours)
-		assert.Nil(t, st.NextRun)
+		assert.Nil(t, st.NextScheduledRun)
 		sch, _, err := n.Store.Schedules.Get(ctx)
 		require.NoError(t, err)
 		assert.Zero(t, sch.IntervalHours)
@@ -515,11 +516,11 @@ func TestStatus(t *testing.T) {
 	if assert.NotNil(t, st.IntervalHours) {
 		assert.InDelta(t, 2.0, *st.IntervalHours, 0)
 	}
-	if assert.NotNil(t, st.LastRun) {
-		assert.Equal(t, failedAt, *st.LastRun)
+	if assert.NotNil(t, st.LastReload) {
+		assert.Equal(t, failedAt, *st.LastReload)
 	}
-	if assert.NotNil(t, st.NextRun) {
-		assert.Equal(t, t0.Add(2*time.Hour), *st.NextRun)
+	if assert.NotNil(t, st.NextScheduledRun) {
+		assert.Equal(t, t0.Add(2*time.Hour), *st.NextScheduledRun)
 	}
 	if assert.NotNil(t, st.LastSuccess) {
 		assert.Equal(t, t0, *st.LastSuccess)
@@ -539,10 +540,13 @@ func TestStatus(t *testing.T) {
 		require.NoError(t, err)
 		var got map[string]any
 		require.NoError(t, json.Unmarshal(raw, &got))
-		assert.Equal(t, "2026-03-01T12:30:00Z", got["last_run"], "RFC 3339 UTC")
-		assert.Equal(t, "2026-03-01T14:00:00Z", got["next_run"])
-		assert.Equal(t, "2026-03-01T12:00:00Z", got["last_success"])
-		assert.Equal(t, map[string]any{"time": "2026-03-01T12:30:00Z", "message": st.LastError.Message}, got["last_error"])
+		// LiteLLM's isoformat: RFC 3339 with +00:00.
+		assert.Equal(t, "2026-03-01T12:30:00+00:00", got["last_run"], "a reload at the moment of scheduling counts")
+		assert.Equal(t, "2026-03-01T14:00:00+00:00", got["next_run"])
+		assert.Equal(t, "2026-03-01T12:30:00+00:00", got["last_reload"])
+		assert.Equal(t, "2026-03-01T14:00:00+00:00", got["next_scheduled_run"])
+		assert.Equal(t, "2026-03-01T12:00:00+00:00", got["last_success"])
+		assert.Equal(t, map[string]any{"time": "2026-03-01T12:30:00+00:00", "message": st.LastError.Message}, got["last_error"])
 		assert.InDelta(t, 2.0, got["interval_hours"], 0)
 	})
 }

@@ -38,7 +38,8 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_SIGNING_SEED", "", "worker: nkeys seed (SU...) that signs every stored version (betasync keygen makes one); BETASYNC_SIGNING_SEED_FILE to read it from a file"},
 	{"BETASYNC_SIGNING_SEED_FILE", "", "file holding BETASYNC_SIGNING_SEED"},
 	{"BETASYNC_TRUSTED_KEYS", "", "comma-separated public keys (U...) whose signed versions this replica applies; set: unsigned versions are rejected"},
-	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer)"},
+	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer; LiteLLM's roles accepted)"},
+	{"BETASYNC_PUBLIC_CONFIG", "False", "True: serve /anthropic_beta_headers_config.json without a key (for LiteLLM pods)"},
 	{"BETASYNC_LOCAL_CONFIG", "", "local mapping file for local-only mode and the first version (default: embedded)"},
 	{"BETASYNC_FETCH_TIMEOUT", "10s", "timeout of one fetch, body included"},
 	{"BETASYNC_CHECK_INTERVAL", "10s", "how often each replica checks the schedule"},
@@ -55,6 +56,7 @@ var envVars = []struct{ name, def, doc string }{
 type config struct {
 	url            string
 	localOnly      bool
+	publicConfig   bool
 	localFile      string
 	masterKey      string
 	keysFile       string
@@ -145,6 +147,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case "false", "0", "no":
 	default:
 		fail("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=%q: want True or False", v)
+	}
+	switch v := strings.ToLower(env("BETASYNC_PUBLIC_CONFIG")); v {
+	case "true", "1", "yes":
+		c.publicConfig = true
+	case "false", "0", "no":
+	default:
+		fail("BETASYNC_PUBLIC_CONFIG=%q: want True or False", v)
 	}
 	for role := range strings.SplitSeq(env("BETASYNC_ROLES"), ",") {
 		switch strings.TrimSpace(role) {

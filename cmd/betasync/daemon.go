@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"time"
 
@@ -53,6 +54,8 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 		return err
 	}
 	d := &daemon{cfg: cfg, log: newLogger(cfg, stderr).With("replica", cfg.replicaID), stdout: stdout, met: metrics.New()}
+	ver, rev, _ := buildInfo()
+	d.met.SetBuildInfo(ver, rev, runtime.Version())
 	defer d.stop()
 	for _, step := range []func(context.Context) error{
 		d.loadKeys,    // API replicas: never start without a key
@@ -117,7 +120,7 @@ func (d *daemon) loadKeys(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BETASYNC_KEYS_FILE: %w", err)
 	}
-	if master == "" && !slices.ContainsFunc(keys, func(k httpapi.Key) bool { return k.Role == httpapi.RoleAdmin }) {
+	if master == "" && !slices.ContainsFunc(keys, func(k httpapi.Key) bool { return k.Role == httpapi.RoleAdmin || k.Role == httpapi.RoleProxyAdmin }) {
 		d.log.Warn("no admin key: no LITELLM_MASTER_KEY and no admin key in BETASYNC_KEYS_FILE; reloads and schedules are only possible over NATS")
 	}
 	d.keys = kr
@@ -145,7 +148,7 @@ func (d *daemon) startNATS(context.Context) error {
 	}
 	d.onStop(func(context.Context) { stopServer(srv, d.log) })
 	d.url = srv.ClientURL()
-	fmt.Fprintf(d.stdout, "betasync: embedded NATS at %s (JetStream in %s)\n", d.url, d.cfg.dataDir)
+	d.log.Info("embedded NATS server started", "url", d.url, "jetstream_dir", d.cfg.dataDir)
 	return nil
 }
 
@@ -155,6 +158,7 @@ func (d *daemon) connect(ctx context.Context) error {
 		return err
 	}
 	d.nc = nc
+	d.met.WatchNATS(nc.IsConnected)
 	d.onStop(func(context.Context) { drain(nc, d.log) })
 	return nil
 }
@@ -282,6 +286,8 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 	if d.cfg.api {
 		api.Commands, api.Mapping, api.Keys = publisher.NewClient(d.nc), d.sub, d.keys
 		api.CommandTimeout = commandTimeout
+		api.StatusFallback = d.readStatus
+		api.PublicConfig = d.cfg.publicConfig
 	}
 	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
 	d.serve = make(chan error, 1)
@@ -292,10 +298,11 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 			d.log.Warn("admin API shutdown: requests still in flight were cut off", "err", err)
 		}
 	})
+	// One log stream: stdout carries only a generated master key.
 	if d.cfg.api {
-		fmt.Fprintf(d.stdout, "betasync: admin API at http://%s\n", d.ln.Addr())
+		d.log.Info("admin API listening", "url", "http://"+d.ln.Addr().String())
 	} else {
-		fmt.Fprintf(d.stdout, "betasync: worker only; health and metrics at http://%s\n", d.ln.Addr())
+		d.log.Info("worker only: health and metrics listening", "url", "http://"+d.ln.Addr().String())
 	}
 	return nil
 }
@@ -331,4 +338,14 @@ func serviceVersion() string {
 		return "0.0.0"
 	}
 	return version
+}
+
+// readStatus reads the schedule status from KV, for an API replica that no
+// worker answers.
+func (d *daemon) readStatus(ctx context.Context) (betasync.ScheduleStatus, error) {
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return betasync.ScheduleStatus{}, err
+	}
+	return worker.StatusFromKV(ctx, js)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,7 +45,7 @@ type testDaemon struct {
 	done   chan error
 }
 
-var apiLine = regexp.MustCompile(`admin API at (http://\S+)`)
+var apiLine = regexp.MustCompile(`admin API listening[^\n]*?"url":"(http://[^"]+)"`)
 
 // startDaemon runs the daemon on random ports with env on top of test
 // defaults, and waits for its API.
@@ -73,7 +75,7 @@ func startDaemon(t *testing.T, env map[string]string) *testDaemon {
 		}
 	})
 	require.Eventually(t, func() bool {
-		m := apiLine.FindStringSubmatch(d.stdout.String())
+		m := apiLine.FindStringSubmatch(d.stderr.String())
 		if m == nil {
 			return false
 		}
@@ -373,7 +375,7 @@ func TestComposeUsesKnownVariables(t *testing.T) {
 func TestVersionAndUnknownCommand(t *testing.T) {
 	var stdout bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"betasync", "version"}, envFunc(nil), nil, &stdout, io.Discard))
-	assert.Equal(t, fmt.Sprintf("betasync %s\n", version), stdout.String())
+	assert.Regexp(t, fmt.Sprintf(`^betasync %s \(commit \S+, built \S+, go\S+\)\n$`, regexp.QuoteMeta(version)), stdout.String())
 	err := run(t.Context(), []string{"betasync", "frobnicate"}, envFunc(nil), nil, io.Discard, io.Discard)
 	require.Error(t, err)
 	assert.Equal(t, 2, exitCode(err))
@@ -394,14 +396,15 @@ func TestDaemonWorkerOnlyServesMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"betasync"}, envFunc(env), nil, stdout, io.Discard) }()
+	stderr := &syncbuf.Buffer{}
+	go func() { done <- run(ctx, []string{"betasync"}, envFunc(env), nil, stdout, stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		assert.NoError(t, <-done)
 	})
 	var base string
 	require.Eventually(t, func() bool {
-		m := regexp.MustCompile(`health and metrics at (http://\S+)`).FindStringSubmatch(stdout.String())
+		m := regexp.MustCompile(`health and metrics listening[^\n]*?"url":"(http://[^"]+)"`).FindStringSubmatch(stderr.String())
 		if m != nil {
 			base = m[1]
 		}
@@ -450,7 +453,7 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {
-		return apiLine.MatchString(stdout.String()) && strings.Contains(stderr.String(), "acquired the lease")
+		return apiLine.MatchString(stderr.String()) && strings.Contains(stderr.String(), "acquired the lease")
 	}, 10*time.Second, 10*time.Millisecond, "stderr: %s", stderr)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -601,4 +604,116 @@ func TestSignedDaemon(t *testing.T) {
 	require.NoError(t, pod.WaitReady(ctx))
 	assert.Equal(t, mapping.Version, pod.Current().Version)
 	assert.Equal(t, vars["BETASYNC_TRUSTED_KEYS"], pod.Current().Signer)
+}
+
+// TestReadmeEnvTable keeps the README's environment table and envVars (the
+// daemon's list, which --help prints) the same list, in the same order.
+func TestReadmeEnvTable(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\| ([^|]*) \\|")
+	_, table, ok := strings.Cut(string(data), "## Environment")
+	require.True(t, ok)
+	table, _, _ = strings.Cut(table, "\n## ")
+	var names []string
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		names = append(names, m[1])
+	}
+	var want []string
+	for _, e := range envVars {
+		want = append(want, e.name)
+	}
+	assert.Equal(t, want, names)
+}
+
+func TestCLIHelpAndFlags(t *testing.T) {
+	runOut := func(t *testing.T, args ...string) (string, error) {
+		t.Helper()
+		var stdout bytes.Buffer
+		err := run(t.Context(), append([]string{"betasync"}, args...), envFunc(nil), strings.NewReader(""), &stdout, io.Discard)
+		return stdout.String(), err
+	}
+	t.Run("--version", func(t *testing.T) {
+		out, err := runOut(t, "--version")
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(out, "betasync "+version+" (commit "), out)
+	})
+	t.Run("--help lists every variable with its default", func(t *testing.T) {
+		out, err := runOut(t, "--help")
+		require.NoError(t, err)
+		for _, e := range envVars {
+			def := e.def
+			if def == "" {
+				def = "(empty)"
+			}
+			assert.Contains(t, out, "  "+e.name+" (default "+def+")")
+		}
+	})
+	for _, cmd := range []string{"filter", "validate"} {
+		t.Run(cmd+" --help", func(t *testing.T) {
+			out, err := runOut(t, cmd, "--help")
+			require.NoError(t, err)
+			assert.Contains(t, out, "usage: betasync "+cmd)
+		})
+	}
+	t.Run("flags after the header", func(t *testing.T) {
+		out, err := runOut(t, "filter", "context-1m-2025-08-07,advanced-tool-use-2025-11-20", "-provider", "bedrock")
+		require.NoError(t, err)
+		assert.Equal(t, "context-1m-2025-08-07,tool-search-tool-2025-10-19\n", out)
+	})
+	t.Run("after --, a header that looks like a flag", func(t *testing.T) {
+		out, err := runOut(t, "filter", "-provider", "bedrock", "--", "-x")
+		require.NoError(t, err)
+		assert.Equal(t, "\n", out)
+	})
+	t.Run("version takes no arguments", func(t *testing.T) {
+		_, err := runOut(t, "version", "extra")
+		require.Error(t, err)
+		assert.Equal(t, 2, exitCode(err))
+	})
+}
+
+// A keys file exported from LiteLLM names LiteLLM's roles: the daemon
+// starts, proxy_admin is admin, and internal_user gets 403 on LiteLLM's
+// endpoints, the status included.
+func TestDaemonAcceptsLiteLLMRoles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys.json")
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	require.NoError(t, os.WriteFile(file, []byte(`[
+  {"name": "ops", "sha256": "`+sum("sk-ops")+`", "role": "proxy_admin"},
+  {"name": "alice", "sha256": "`+sum("sk-alice")+`", "role": "internal_user"}
+]`), 0o600))
+	d := startDaemon(t, map[string]string{"BETASYNC_KEYS_FILE": file, "LITELLM_MASTER_KEY": ""})
+	status := func(key string) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+"/schedule/anthropic_beta_headers_reload/status", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return status("sk-ops") == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, http.StatusForbidden, status("sk-alice"))
+	assert.NotContains(t, d.stdout.String(), "master key", "a keys file with an admin key: no generated key")
+}
+
+// An API-only replica whose workers are gone answers the status from KV,
+// and says that no worker answered.
+func TestDaemonAPIOnlyStatusWithoutWorker(t *testing.T) {
+	srv := natstest.Start(t)
+	w := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_REPLICA_ID": "worker-1"})
+	require.Equal(t, http.StatusOK, w.call(t, http.MethodPost, "/schedule/anthropic_beta_headers_reload?hours=6", nil))
+	require.NoError(t, w.shutdown(t))
+
+	api := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_ROLES": "api", "BETASYNC_REPLICA_ID": "api-1"})
+	var st betasync.ScheduleStatus
+	require.Equal(t, http.StatusOK, api.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", &st))
+	assert.True(t, st.Scheduled)
+	if assert.NotNil(t, st.IntervalHours) {
+		assert.InDelta(t, 6.0, *st.IntervalHours, 0)
+	}
+	assert.Contains(t, st.Warning, "no betasync worker answered")
+	assert.Empty(t, st.LockHolder, "the worker released the lease")
+	assert.Equal(t, http.StatusServiceUnavailable, api.call(t, http.MethodPost, "/reload/anthropic_beta_headers", nil))
 }

@@ -26,7 +26,10 @@ type replica struct {
 	stop           func() error
 }
 
-// startReplica runs the daemon with env and waits until it prints its HTTP
+// listening is the log line naming a replica's HTTP address, API or not.
+var listening = regexp.MustCompile(`listening[^\n]*?"url":"(http://[^"]+)"`)
+
+// startReplica runs the daemon with env and waits until it logs its HTTP
 // address.
 func startReplica(t *testing.T, env map[string]string) *replica {
 	t.Helper()
@@ -51,9 +54,8 @@ func startReplica(t *testing.T, env map[string]string) *replica {
 		return result
 	}
 	t.Cleanup(func() { assert.NoError(t, r.stop()) })
-	addr := regexp.MustCompile(`at (http://\S+)`)
 	require.Eventually(t, func() bool {
-		m := addr.FindStringSubmatch(r.stdout.String())
+		m := listening.FindStringSubmatch(r.stderr.String())
 		if m == nil {
 			return false
 		}

@@ -24,14 +24,15 @@ func exitCode(err error) int {
 }
 
 const usage = `usage:
-  betasync                          run the daemon (settings from the environment; see README)
+  betasync                          run the daemon (settings from the environment)
   betasync filter -provider P [-config FILE] [HEADER]
                                     print the anthropic-beta value to send to provider P;
                                     without HEADER, filter one header value per stdin line
   betasync validate FILE            check a mapping document
   betasync keygen                   make a signing key: the seed for BETASYNC_SIGNING_SEED
                                     and the public key for BETASYNC_TRUSTED_KEYS
-  betasync version                  print the version
+  betasync version                  print the version, commit and build date (also --version)
+  betasync [COMMAND] --help         this help, or a command's
 `
 
 // run is the whole program; main only wires the process to it.
@@ -46,12 +47,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runValidate(args[2:], stdout)
 	case "keygen":
 		return runKeygen(stdout)
-	case "version":
-		_, err := fmt.Fprintln(stdout, "betasync", version)
-		return err
+	case "version", "-version", "--version":
+		if len(args) > 2 && !isHelp(args[2]) {
+			return usageError{fmt.Sprintf("version takes no arguments, got %q", args[2])}
+		}
+		return printVersion(stdout)
 	case "help", "-h", "-help", "--help":
-		_, err := io.WriteString(stdout, usage)
-		return err
+		return printDaemonHelp(stdout)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q\n%s", args[1], usage)}
 	}

@@ -19,7 +19,19 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("filter", stderr)
 	provider := fs.String("provider", "", "provider to filter for, e.g. bedrock (required)")
 	config := fs.String("config", "", "mapping file (default: the embedded mapping)")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: betasync filter -provider P [-config FILE] [HEADER]\n\n"+
+			"Prints the anthropic-beta value to send to provider P for HEADER, or for each\n"+
+			"line of stdin. Flags may come before or after HEADER.\n\n")
+		fs.PrintDefaults()
+	}
+	if len(args) > 0 && isHelp(args[0]) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -28,7 +40,7 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if *provider == "" {
 		return usageError{"filter: -provider is required"}
 	}
-	if fs.NArg() > 1 {
+	if len(pos) > 1 {
 		return usageError{"filter: give at most one HEADER argument (quote it)"}
 	}
 	m := betasync.Default()
@@ -42,8 +54,8 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "betasync: provider %q has no section in this mapping, so every beta is dropped (providers: %s)\n",
 			*provider, strings.Join(m.Providers(), ", "))
 	}
-	if fs.NArg() == 1 {
-		_, err := fmt.Fprintln(stdout, m.HeaderValue(*provider, fs.Arg(0)))
+	if len(pos) == 1 {
+		_, err := fmt.Fprintln(stdout, m.HeaderValue(*provider, pos[0]))
 		return err
 	}
 	in := bufio.NewScanner(stdin)
@@ -66,6 +78,10 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // runValidate checks a mapping file and prints a one-line summary, then one
 // line per warning (what LiteLLM tolerates but can never match).
 func runValidate(args []string, stdout io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		_, err := io.WriteString(stdout, "usage: betasync validate FILE\n\nChecks a mapping document as the worker does before storing it; prints a\none-line summary and any warnings. Exit 1 when it is invalid.\n")
+		return err
+	}
 	if len(args) != 1 {
 		return usageError{"validate: give exactly one FILE"}
 	}

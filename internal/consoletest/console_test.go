@@ -101,7 +101,7 @@ func newStack(t *testing.T) *stack {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		st, err = s.Client.Status(ctx)
-		return err == nil && st.LastRun != nil && st.LockHolder == "replica-1"
+		return err == nil && st.LastReload != nil && st.LockHolder == "replica-1"
 	}, waitFor, 10*time.Millisecond, "the worker's start-up reload and lease")
 	require.Eventually(t, func() bool { return sub.Current().Version == st.ConfigVersion }, waitFor, 10*time.Millisecond)
 	require.Equal(t, uint64(1), st.ConfigVersion, "version 1 is the embedded default")
