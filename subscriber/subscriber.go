@@ -490,7 +490,7 @@ func (s *Subscriber) warnRejected(msg string, args ...any) {
 		if v.Last {
 			args = append(args, "note", "limit reached: further rejected events this minute are counted, not logged")
 		}
-		s.log.Warn(msg, args...)
+		s.log.Warn(msg, args...) //nolint:sloglint // one of three constant messages, passed through
 	}
 }
 

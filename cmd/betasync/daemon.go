@@ -56,7 +56,7 @@ func runDaemon(ctx context.Context, getenv func(string) string, stdout, stderr i
 	d := &daemon{cfg: cfg, log: newLogger(cfg, stderr).With("replica", cfg.replicaID), stdout: stdout, met: metrics.New()}
 	ver, rev, _ := buildInfo()
 	d.met.SetBuildInfo(ver, rev, runtime.Version())
-	defer d.stop()
+	defer d.stop(ctx)
 	for _, step := range []func(context.Context) error{
 		d.loadKeys,    // API replicas: never start without a key
 		d.listen,      // take the HTTP port first: a replica that cannot serve must not join
@@ -87,8 +87,8 @@ func (d *daemon) onStop(fn func(context.Context)) { d.stops = append(d.stops, fn
 // BETASYNC_SHUTDOWN_TIMEOUT in all (Kubernetes gives 30 s by default before
 // it kills): requests and commands still in flight when it runs out are cut
 // off, and their callers retry on another replica.
-func (d *daemon) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.shutdown)
+func (d *daemon) stop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.shutdown)
 	defer cancel()
 	for _, fn := range slices.Backward(d.stops) {
 		fn(ctx)
