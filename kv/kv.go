@@ -254,6 +254,10 @@ func (m *Mappings) WithVerifier(v *betasync.Verifier) *Mappings {
 // revision. With none stored it returns an ENOTFOUND error. When the stored
 // entry is not a valid envelope it returns a *CorruptError (ErrCorrupt).
 func (m *Mappings) Latest(ctx context.Context) (*betasync.Snapshot, error) {
+	return retry(ctx, m.latest)
+}
+
+func (m *Mappings) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	e, err := m.kv.Get(ctx, KeyMapping)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -267,6 +271,10 @@ func (m *Mappings) Latest(ctx context.Context) (*betasync.Snapshot, error) {
 // History returns the stored versions, oldest first. Entries that are not
 // valid envelopes (see ErrCorrupt) are left out: they can never be restored.
 func (m *Mappings) History(ctx context.Context) ([]*betasync.Snapshot, error) {
+	return retry(ctx, m.history)
+}
+
+func (m *Mappings) history(ctx context.Context) ([]*betasync.Snapshot, error) {
 	entries, err := m.kv.History(ctx, KeyMapping)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -300,6 +308,10 @@ func (m *Mappings) History(ctx context.Context) ([]*betasync.Snapshot, error) {
 // writing with that sequence expected (any other write in between makes
 // this one fail as a lost race).
 func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
+	return retry(ctx, func(ctx context.Context) (uint64, error) { return m.put(ctx, snap, expected) })
+}
+
+func (m *Mappings) put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
 	if m.signer != nil {
 		return m.putSigned(ctx, snap, expected)
 	}
@@ -431,6 +443,18 @@ type Schedules struct{ kv jetstream.KeyValue }
 // Get returns the schedule and its revision; a zero Schedule and revision 0
 // when none is stored.
 func (s *Schedules) Get(ctx context.Context) (Schedule, uint64, error) {
+	type got struct {
+		sch Schedule
+		rev uint64
+	}
+	g, err := retry(ctx, func(ctx context.Context) (got, error) {
+		sch, rev, err := s.get(ctx)
+		return got{sch, rev}, err
+	})
+	return g.sch, g.rev, err
+}
+
+func (s *Schedules) get(ctx context.Context) (Schedule, uint64, error) {
 	e, err := s.kv.Get(ctx, KeySchedule)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Schedule{}, 0, nil
@@ -499,11 +523,12 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*Schedule)
 		if err != nil {
 			return Schedule{}, fmt.Errorf("kv: encoding the schedule: %w", err)
 		}
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, KeySchedule, data)
-		} else {
-			_, err = s.kv.Update(ctx, KeySchedule, data, rev)
-		}
+		_, err = retry(ctx, func(ctx context.Context) (uint64, error) {
+			if rev == 0 {
+				return s.kv.Create(ctx, KeySchedule, data)
+			}
+			return s.kv.Update(ctx, KeySchedule, data, rev)
+		})
 		if isConflict(err) {
 			continue
 		}
@@ -578,6 +603,10 @@ func (l *Lease) Release(ctx context.Context, rev uint64) error {
 
 // Holder returns the id of the replica holding the lease, or "" if none.
 func (l *Lease) Holder(ctx context.Context) (string, error) {
+	return retry(ctx, l.holder)
+}
+
+func (l *Lease) holder(ctx context.Context) (string, error) {
 	e, err := l.kv.Get(ctx, KeyLease)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", nil
@@ -637,4 +666,57 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 		Lease:     &Lease{kv: lock},
 		Overrides: &OverrideStore{kv: state},
 	}, nil
+}
+
+// Transient JetStream failures, and riding them out. While a stream's
+// leader is being elected (a node of a cluster lost, or a whole cluster
+// restarting), requests fail for a few seconds with "no response from
+// stream", no responders, timeouts or "temporarily unavailable"; the
+// commands must cost latency then, not fail. So every bucket operation a
+// command makes is retried, with a short per-attempt deadline and backoff,
+// until it succeeds, fails for another reason, or the command's own
+// deadline ends. (The lease's calls are not: the worker bounds those to
+// keep the lease's timing.)
+const (
+	attemptTimeout = 2 * time.Second
+	retryFirst     = 50 * time.Millisecond
+	retryMax       = time.Second
+	retryFor       = 15 * time.Second // a leader election takes a few seconds
+)
+
+// Transient reports an error that a new stream leader, or a moment, fixes.
+func Transient(err error) bool {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected) {
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.Code == 503 || api.ErrorCode == 10008 || api.ErrorCode == 10009 || api.ErrorCode == 10118)
+}
+
+// retry runs op until it succeeds, fails for good, or ctx ends; without a
+// deadline on ctx, it gives up after retryFor.
+func retry[T any](ctx context.Context, op func(ctx context.Context) (T, error)) (T, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, retryFor)
+		defer cancel()
+	}
+	wait := retryFirst
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		v, err := op(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !Transient(err) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
 }

@@ -23,7 +23,7 @@ type OverrideStore struct{ kv jetstream.KeyValue }
 // Get returns the stored overrides (never nil) and their revision; an
 // empty set and revision 0 when none are stored.
 func (s *OverrideStore) Get(ctx context.Context) (betasync.Overrides, uint64, error) {
-	e, err := s.kv.Get(ctx, KeyOverrides)
+	e, err := retry(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return s.kv.Get(ctx, KeyOverrides) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return betasync.Overrides{}, 0, nil
 	}
@@ -65,11 +65,12 @@ func (s *OverrideStore) Update(ctx context.Context, fn func(betasync.Overrides) 
 		if err != nil {
 			return nil, fmt.Errorf("kv: encoding the overrides: %w", err)
 		}
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, KeyOverrides, data)
-		} else {
-			_, err = s.kv.Update(ctx, KeyOverrides, data, rev)
-		}
+		_, err = retry(ctx, func(ctx context.Context) (uint64, error) {
+			if rev == 0 {
+				return s.kv.Create(ctx, KeyOverrides, data)
+			}
+			return s.kv.Update(ctx, KeyOverrides, data, rev)
+		})
 		if isConflict(err) {
 			continue
 		}

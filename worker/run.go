@@ -73,6 +73,10 @@ func (w *Worker) bootstrapWithRetry(ctx context.Context) bool {
 // KV holds none, or over a stored entry that is not a valid envelope
 // (kv.ErrCorrupt), which nothing could otherwise replace.
 func (w *Worker) bootstrap(ctx context.Context) error {
+	// bootstrapWithRetry retries with its own backoff and logs each
+	// failure: each attempt is short.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	_, err := w.mappings.Latest(ctx)
 	var expected uint64
 	if corrupt, ok := errors.AsType[*kv.CorruptError](err); ok {
