@@ -185,8 +185,12 @@ func (s *Service) async(name string, serve func(ctx context.Context, cmd betasyn
 			}
 			out, err := serve(ctx, s.cmd, payload)
 			close(done)
-			if err != nil && s.base.Err() != nil {
+			switch {
+			case err == nil:
+			case s.base.Err() != nil:
 				err = betasync.Errorf(betasync.EUNAVAILABLE, "replica %s stopped before the command finished; it may or may not have taken effect", s.cfg.ReplicaID)
+			case ctx.Err() != nil && betasync.ErrorCode(err) == betasync.EINTERNAL:
+				err = betasync.Errorf(betasync.EUNAVAILABLE, "%s did not finish in time on replica %s", subject, s.cfg.ReplicaID)
 			}
 			if err != nil {
 				s.errs.add(name, err)
