@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -55,3 +56,5 @@ func TestMappingGolden(t *testing.T) {
 		})
 	}
 }
+
+func (f fixedMapping) WaitVersion(context.Context, uint64) error { return nil }

@@ -50,6 +50,7 @@ func (s *server) handleReload() http.Handler {
 			writeError(w, r, s.log, err, "")
 			return
 		}
+		s.caughtUp(r, res.Version)
 		writeJSON(w, http.StatusOK, res)
 	})
 }

@@ -62,6 +62,7 @@ func (s *server) handleRollback() http.Handler {
 			writeError(w, r, s.log, err, "")
 			return
 		}
+		s.caughtUp(r, res.Version)
 		writeJSON(w, http.StatusOK, res)
 	})
 }

@@ -38,6 +38,7 @@ func (s *server) handleOverrideSet() http.Handler {
 			writeError(w, r, s.log, err, "")
 			return
 		}
+		s.caughtUp(r, res.Version)
 		writeJSON(w, http.StatusOK, res)
 	})
 }
@@ -53,6 +54,7 @@ func (s *server) handleOverrideDelete() http.Handler {
 			writeError(w, r, s.log, err, "")
 			return
 		}
+		s.caughtUp(r, res.Version)
 		writeJSON(w, http.StatusOK, res)
 	})
 }

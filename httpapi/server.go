@@ -23,6 +23,25 @@ import (
 // Mapping gives the version this replica serves (subscriber.Subscriber).
 type Mapping interface {
 	Current() *betasync.Snapshot
+	// WaitVersion waits until the version served is at least v.
+	WaitVersion(ctx context.Context, v uint64) error
+}
+
+// readYourWrites bounds how long a command's reply waits for this
+// replica's own mapping to reach the version the command stored.
+const readYourWrites = 2 * time.Second
+
+// caughtUp waits (briefly) until this replica serves version v, so that a
+// GET right after a reply that said "version v" shows v.
+func (s *server) caughtUp(r *http.Request, v uint64) {
+	if s.cfg.Mapping == nil || v == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readYourWrites)
+	defer cancel()
+	if err := s.cfg.Mapping.WaitVersion(ctx, v); err != nil {
+		s.log.Debug("replied before this replica served the new version", "version", v, "serving", s.cfg.Mapping.Current().Version)
+	}
 }
 
 // RequestObserver counts requests (metrics.Metrics).

@@ -100,7 +100,8 @@ type Subscriber struct {
 	verifier     *betasync.Verifier // nil: versions are not verified
 	fallback     *betasync.Mapping
 
-	cur   atomic.Pointer[betasync.Snapshot]
+	cur     atomic.Pointer[betasync.Snapshot]
+	swapped atomic.Pointer[chan struct{}] // closed, and replaced, at every swap
 	ready chan struct{} // closed once a bus-delivered version is applied
 
 	applied, stale, invalid, resyncs, corrected atomic.Uint64
@@ -144,6 +145,8 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		o(s)
 	}
 	s.cur.Store(&betasync.Snapshot{Mapping: s.fallback, Source: betasync.SourceEmbedded, AppliedAt: time.Now().UTC()})
+	first := make(chan struct{})
+	s.swapped.Store(&first)
 
 	// An async subscription, not a channel one: while the loop is busy,
 	// events queue in the client's pending buffer (512Ki messages, 64 MiB)
@@ -176,6 +179,23 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	s.cancel = cancel
 	go s.loop(ctx)
 	return s, nil
+}
+
+// WaitVersion waits until the version in use is at least v, or ctx ends.
+// A replica that has just answered "stored version v" uses it so that its
+// next read shows v (read-your-writes).
+func (s *Subscriber) WaitVersion(ctx context.Context, v uint64) error {
+	for {
+		ch := *s.swapped.Load()
+		if s.cur.Load().Version >= v {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Current returns the version in use. It is never nil; treat it as
@@ -457,6 +477,8 @@ func (s *Subscriber) swap(snap, cur *betasync.Snapshot, via string) {
 	next := *snap
 	next.AppliedAt = time.Now().UTC()
 	s.cur.Store(&next)
+	fresh := make(chan struct{})
+	close(*s.swapped.Swap(&fresh))
 	s.applied.Add(1)
 	s.markReady(true)
 	s.log.Info("applied mapping version", "version", next.Version, "previous", cur.Version, "source", next.Source, "via", via)

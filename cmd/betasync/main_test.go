@@ -75,7 +75,7 @@ func startDaemon(t *testing.T, env map[string]string) *testDaemon {
 		}
 	})
 	require.Eventually(t, func() bool {
-		m := apiLine.FindStringSubmatch(d.stderr.String())
+		m := listening.FindStringSubmatch(d.stderr.String())
 		if m == nil {
 			return false
 		}
@@ -716,4 +716,38 @@ func TestDaemonAPIOnlyStatusWithoutWorker(t *testing.T) {
 	assert.Contains(t, st.Warning, "no betasync worker answered")
 	assert.Empty(t, st.LockHolder, "the worker released the lease")
 	assert.Equal(t, http.StatusServiceUnavailable, api.call(t, http.MethodPost, "/reload/anthropic_beta_headers", nil))
+}
+
+// TestReadYourWrites reproduces the outside test: after POST /reload
+// answered version 3, a GET on the same replica right after sometimes still
+// showed version 2. An API-only replica (its worker elsewhere) now serves
+// at least the version it just reported.
+func TestReadYourWrites(t *testing.T) {
+	srv := natstest.Start(t)
+	var n atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, `{"anthropic": {"beta-%d": "beta-%d"}}`, n.Load(), n.Load())
+	}))
+	t.Cleanup(up.Close)
+	startDaemon(t, map[string]string{
+		"NATS_URL": srv.ClientURL(), "BETASYNC_ROLES": "worker", "BETASYNC_HTTP_ADDR": "127.0.0.1:0",
+		"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "False", "LITELLM_ANTHROPIC_BETA_HEADERS_URL": up.URL,
+	})
+	api := startDaemon(t, map[string]string{"NATS_URL": srv.ClientURL(), "BETASYNC_ROLES": "api"})
+	var reload struct {
+		Version uint64 `json:"version"`
+		Changed bool   `json:"changed"`
+	}
+	var mapping struct {
+		Version uint64 `json:"version"`
+	}
+	changed := 0
+	for i := range 20 {
+		n.Store(int32(i + 1))
+		require.Equal(t, http.StatusOK, api.call(t, http.MethodPost, "/reload/anthropic_beta_headers", &reload))
+		changed += map[bool]int{true: 1}[reload.Changed]
+		require.Equal(t, http.StatusOK, api.call(t, http.MethodGet, "/anthropic_beta_headers", &mapping))
+		require.GreaterOrEqual(t, mapping.Version, reload.Version, "round %d: the replica serves what it just reported", i)
+	}
+	assert.GreaterOrEqual(t, changed, 19, "(nearly) every round stored a new version")
 }
