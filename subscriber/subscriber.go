@@ -102,7 +102,7 @@ type Subscriber struct {
 
 	cur     atomic.Pointer[betasync.Snapshot]
 	swapped atomic.Pointer[chan struct{}] // closed, and replaced, at every swap
-	ready chan struct{} // closed once a bus-delivered version is applied
+	ready   chan struct{}                 // closed once a bus-delivered version is applied
 
 	applied, stale, invalid, resyncs, corrected atomic.Uint64
 	rejectLog                                   ratelog.Limiter
