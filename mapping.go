@@ -85,14 +85,28 @@ func Parse(data []byte) (*Mapping, error) {
 	if len(data) > MaxConfigSize {
 		return nil, Errorf(EINVALID, "document is %d bytes, more than the %d-byte limit", len(data), MaxConfigSize)
 	}
+	m, warnings, ok := parseScan(data)
+	if !ok {
+		var err error
+		if m, warnings, err = parseTokens(data); err != nil {
+			return nil, err
+		}
+	}
+	return finish(m, warnings)
+}
+
+// parseTokens is the reference parser: a walk over json.Decoder tokens that
+// accepts every document Parse accepts and names the fault of every other.
+// Parse runs it only when its fast path (parseScan) declines.
+func parseTokens(data []byte) (*Mapping, []string, error) {
 	var p parser
 	dec := newDecoder(data)
 	top, err := p.object(dec, "document", "", "key", topLabel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, Errorf(EINVALID, "unexpected data after the document's closing brace")
+		return nil, nil, Errorf(EINVALID, "unexpected data after the document's closing brace")
 	}
 	m := &Mapping{
 		aliases:   map[string]string{},
@@ -103,21 +117,28 @@ func Parse(data []byte) (*Mapping, error) {
 		switch key {
 		case KeyDescription:
 			if m.description, err = stringValue(raw, key); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case KeyAliases:
 			if err := p.aliases(raw, m.aliases); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		default:
 			p.checkCallerName(key, "provider name")
 			section, err := p.section(raw, key)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			m.providers[key] = section
 		}
 	}
+	return m, p.warnings, nil
+}
+
+// finish checks what concerns the whole document, adds its warnings and
+// builds the lookup tables and the canonical encoding.
+func finish(m *Mapping, warnings []string) (*Mapping, error) {
+	p := parser{warnings: warnings}
 	if !slices.ContainsFunc(CoreProviders, func(p string) bool { return m.providers[p] != nil }) {
 		return nil, Errorf(EINVALID, "no core provider: the document must have at least one of %s", strings.Join(CoreProviders, ", "))
 	}
@@ -163,23 +184,7 @@ func (m *Mapping) build() {
 		m.tables[alias] = sections[target]
 	}
 
-	doc := make(map[string]any, len(m.providers)+2)
-	if m.description != "" {
-		doc[KeyDescription] = m.description
-	}
-	if len(m.aliases) > 0 {
-		doc[KeyAliases] = m.aliases
-	}
-	for p, section := range m.providers {
-		doc[p] = section
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		panic("betasync: encoding a validated mapping: " + err.Error())
-	}
-	m.canonical = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	m.canonical = m.appendCanonical(make([]byte, 0, m.canonicalSizeHint()))
 	sum := sha256.Sum256(m.canonical)
 	m.hash = hex.EncodeToString(sum[:])
 }
