@@ -65,7 +65,7 @@ type Mapping struct {
 	// tables answers lookups: provider or alias -> beta -> name, holding
 	// only supported betas. Built once per version. An alias maps to its
 	// target's table (nil without one) and hides a section of its name.
-	tables map[string]map[string]string
+	tables map[string]map[string]*string
 
 	warnings  []string
 	canonical []byte
@@ -166,25 +166,18 @@ func finish(m *Mapping, warnings []string) (*Mapping, error) {
 }
 
 func (m *Mapping) build() {
-	sections := make(map[string]map[string]string, len(m.providers))
-	for p, section := range m.providers {
-		t := make(map[string]string, len(section))
-		for beta, name := range section {
-			if name != nil {
-				t[beta] = *name
-			}
-		}
-		sections[p] = t
-	}
 	// LiteLLM resolves an alias once, before looking for a section: the
 	// alias's table is its target's section (none: nothing passes), even
-	// when a section has the alias's name.
-	m.tables = maps.Clone(sections)
+	// when a section has the alias's name. Tables share the sections; a
+	// nil name is an unsupported beta.
+	m.tables = maps.Clone(m.providers)
 	for alias, target := range m.aliases {
-		m.tables[alias] = sections[target]
+		m.tables[alias] = m.providers[target]
 	}
 
-	m.canonical = m.appendCanonical(make([]byte, 0, m.canonicalSizeHint()))
+	if m.canonical == nil { // parseScan sets it when the source is canonical already
+		m.canonical = m.appendCanonical(make([]byte, 0, m.canonicalSizeHint()))
+	}
 	sum := sha256.Sum256(m.canonical)
 	m.hash = hex.EncodeToString(sum[:])
 }
@@ -512,8 +505,10 @@ func (m *Mapping) BetaCount() int {
 // Lookup returns the name provider knows beta by; ok is false when the
 // provider has no section, the beta is absent, or it is mapped to null.
 func (m *Mapping) Lookup(provider, beta string) (name string, ok bool) {
-	name, ok = m.tables[provider][beta]
-	return name, ok
+	if p := m.tables[provider][beta]; p != nil {
+		return *p, true
+	}
+	return "", false
 }
 
 // Warnings returns, sorted, what Parse accepted but found odd, each naming

@@ -15,7 +15,7 @@ import (
 // never accepts what the token walk rejects, and when it accepts, the result
 // is the same (FuzzParseScan checks both).
 func parseScan(data []byte) (*Mapping, []string, bool) {
-	sc := scanner{s: string(data)} // one copy; keys and names are substrings of it
+	sc := scanner{s: string(data), plain: true} // one copy; keys and names are substrings of it
 	var p parser
 	m := &Mapping{
 		aliases:   map[string]string{},
@@ -30,11 +30,16 @@ func parseScan(data []byte) (*Mapping, []string, bool) {
 	}
 	sc.ws()
 	if !sc.consume('}') {
-		for {
+		prev := ""
+		for first := true; ; first = false {
 			key, ok := sc.str()
 			if !ok || !sc.colon() {
 				return nil, nil, false
 			}
+			if !first && key <= prev {
+				sc.plain = false
+			}
+			prev = key
 			switch key {
 			case KeyDescription:
 				if seenDescription {
@@ -77,6 +82,11 @@ func parseScan(data []byte) (*Mapping, []string, bool) {
 	if sc.i != len(sc.s) {
 		return nil, nil, false
 	}
+	// The canonical encoding leaves out an empty description and empty
+	// aliases; otherwise a plain source is canonical, and is kept as is.
+	if sc.plain && (!seenDescription || m.description != "") && (!seenAliases || len(m.aliases) > 0) {
+		m.canonical = []byte(sc.s)
+	}
 	return m, p.warnings, true
 }
 
@@ -88,6 +98,9 @@ type scanEntry struct {
 type scanner struct {
 	s string
 	i int
+	// plain stays true while the source is its own canonical encoding: no
+	// white space, keys in increasing order, strings with nothing to escape.
+	plain bool
 }
 
 func (sc *scanner) ws() {
@@ -95,6 +108,7 @@ func (sc *scanner) ws() {
 		switch sc.s[sc.i] {
 		case ' ', '\t', '\n', '\r':
 			sc.i++
+			sc.plain = false
 		default:
 			return
 		}
@@ -135,7 +149,11 @@ func (sc *scanner) str() (string, bool) {
 		case c == '"':
 			v := sc.s[start:sc.i]
 			sc.i++
-			if !escaped && (!nonASCII || utf8.ValidString(v)) {
+			if !escaped && !nonASCII {
+				return v, true
+			}
+			sc.plain = false // non-ASCII may need escaping (U+2028, invalid UTF-8); a rare case
+			if !escaped && utf8.ValidString(v) {
 				return v, true
 			}
 			var out string
@@ -176,9 +194,17 @@ func (sc *scanner) members(fn func(key string) bool) bool {
 	if sc.consume('}') {
 		return true
 	}
-	for {
+	prev := ""
+	for first := true; ; first = false {
 		key, ok := sc.str()
-		if !ok || !sc.colon() || !fn(key) {
+		if !ok || !sc.colon() {
+			return false
+		}
+		if !first && key <= prev {
+			sc.plain = false
+		}
+		prev = key
+		if !fn(key) {
 			return false
 		}
 		sc.ws()
