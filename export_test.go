@@ -51,3 +51,21 @@ func LegacyCanonical(m *Mapping) []byte {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
+
+// UnmarshalSnapshotJSON decodes an envelope the long way, through
+// encoding/json, as the reference for the fast path.
+func UnmarshalSnapshotJSON(data []byte) (*Snapshot, error) {
+	var e envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, Errorf(EINVALID, "not a mapping envelope: %v", err)
+	}
+	m, err := Parse(e.Config)
+	if err != nil {
+		return nil, err
+	}
+	var s Snapshot
+	if err := s.fromEnvelope(e, m); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}

@@ -306,6 +306,9 @@ const (
 // nameFlaw returns the first flaw of s, or "" when it has none. White space
 // is what filtering strips from items (Python's str.isspace).
 func nameFlaw(s string) string {
+	if plainName(s) {
+		return ""
+	}
 	switch {
 	case s == "":
 		return flawEmpty
@@ -317,6 +320,17 @@ func nameFlaw(s string) string {
 		return flawControl
 	}
 	return ""
+}
+
+// plainName reports whether s is printable ASCII without a comma or a
+// space, and so has no flaw: the common case, checked quickly.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ',' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // checkName rejects a name sent to a provider that could corrupt the header

@@ -15,7 +15,23 @@ import (
 // never accepts what the token walk rejects, and when it accepts, the result
 // is the same (FuzzParseScan checks both).
 func parseScan(data []byte) (*Mapping, []string, bool) {
-	sc := scanner{s: string(data), plain: true} // one copy; keys and names are substrings of it
+	sc := scanner{s: string(data)} // one copy; keys and names are substrings of it
+	sc.ws()
+	m, warnings, ok := sc.mapping()
+	if !ok {
+		return nil, nil, false
+	}
+	sc.ws()
+	if sc.i != len(sc.s) {
+		return nil, nil, false
+	}
+	return m, warnings, true
+}
+
+// mapping reads one mapping document, an object, from sc.i on.
+func (sc *scanner) mapping() (*Mapping, []string, bool) {
+	begin := sc.i
+	sc.plain = true
 	var p parser
 	m := &Mapping{
 		aliases:   map[string]string{},
@@ -24,7 +40,6 @@ func parseScan(data []byte) (*Mapping, []string, bool) {
 	var seenDescription, seenAliases bool
 	var entries []scanEntry // scratch, reused by every section
 
-	sc.ws()
 	if !sc.consume('{') {
 		return nil, nil, false
 	}
@@ -78,14 +93,10 @@ func parseScan(data []byte) (*Mapping, []string, bool) {
 			return nil, nil, false
 		}
 	}
-	sc.ws()
-	if sc.i != len(sc.s) {
-		return nil, nil, false
-	}
 	// The canonical encoding leaves out an empty description and empty
 	// aliases; otherwise a plain source is canonical, and is kept as is.
 	if sc.plain && (!seenDescription || m.description != "") && (!seenAliases || len(m.aliases) > 0) {
-		m.canonical = []byte(sc.s)
+		m.canonical = []byte(sc.s[begin:sc.i])
 	}
 	return m, p.warnings, true
 }

@@ -1,7 +1,9 @@
 package betasync_test
 
 import (
+	"encoding/json"
 	"testing"
+	"time"
 
 	betasync "github.com/betasync/betasync"
 )
@@ -26,6 +28,52 @@ func BenchmarkParseTokens(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		if _, err := betasync.ParseTokens(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPodDecode is what every pod does with a config.updated event:
+// read the version, then decode and validate the envelope.
+func BenchmarkPodDecode(b *testing.B) {
+	snap := betasync.NewSnapshot(parseFixture(b), betasync.SourceRemote, time.Unix(1e9, 0))
+	snap.Version = 42
+	data, err := json.Marshal(snap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := betasync.PeekVersion(data); err != nil {
+			b.Fatal(err)
+		}
+		var got betasync.Snapshot
+		if err := got.UnmarshalJSON(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPodDecodeJSON is the same through encoding/json, as before.
+func BenchmarkPodDecodeJSON(b *testing.B) {
+	snap := betasync.NewSnapshot(parseFixture(b), betasync.SourceRemote, time.Unix(1e9, 0))
+	snap.Version = 42
+	data, err := json.Marshal(snap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var head struct {
+			Version uint64 `json:"version"`
+		}
+		if err := json.Unmarshal(data, &head); err != nil {
+			b.Fatal(err)
+		}
+		var got betasync.Snapshot
+		if err := json.Unmarshal(data, &got); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -277,7 +277,7 @@ func (m *Mappings) History(ctx context.Context) ([]*betasync.Snapshot, error) {
 func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
 	stored := *snap
 	stored.Version = 0
-	data, err := json.Marshal(stored)
+	data, err := stored.MarshalJSON() // not json.Marshal, which would scan it once more
 	if err != nil {
 		return 0, fmt.Errorf("kv: encoding the mapping: %w", err)
 	}
@@ -306,7 +306,7 @@ func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected ui
 // decodeSnapshot decodes and validates a stored envelope.
 func decodeSnapshot(e jetstream.KeyValueEntry) (*betasync.Snapshot, error) {
 	snap := new(betasync.Snapshot)
-	if err := json.Unmarshal(e.Value(), snap); err != nil {
+	if err := snap.UnmarshalJSON(e.Value()); err != nil { // not json.Unmarshal, which would scan it once more first
 		return nil, &CorruptError{Revision: e.Revision(), Reason: betasync.ErrorMessage(err)}
 	}
 	snap.Version = e.Revision()

@@ -18,7 +18,6 @@ package subscriber
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -408,7 +407,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 		return
 	}
 	snap := new(betasync.Snapshot)
-	if err := json.Unmarshal(data, snap); err != nil {
+	if err := snap.UnmarshalJSON(data); err != nil { // not json.Unmarshal, which would scan it once more first
 		s.invalid.Add(1)
 		s.reject(v, "event", err)
 		s.log.Warn("ignoring an invalid mapping version; keeping the current one", "version", v, "via", "event", "err", betasync.ErrorMessage(err))
