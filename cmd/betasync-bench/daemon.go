@@ -126,6 +126,9 @@ func startDaemon(ctx context.Context, bin string, up *upstream, dir string) (*da
 	)
 	var stderr bytes.Buffer
 	d.cmd.Stderr = &stderr
+	if os.Getenv("BENCH_DAEMON_LOG") != "" {
+		d.cmd.Stderr = os.Stderr
+	}
 	start := time.Now()
 	if err := d.cmd.Start(); err != nil {
 		return nil, err

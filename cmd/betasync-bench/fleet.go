@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,6 +174,17 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 	defer pub.Close()
 	get := &http.Client{}
 
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, n))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var reload, base, first, reply []time.Duration
 	for range rounds {
 		// The reload, from the request to the last pod's swap.

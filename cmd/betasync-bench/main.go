@@ -16,6 +16,8 @@
 //	BENCH_REPEAT   repeats of each micro-benchmark      (5)
 //	BENCH_DOC      the mapping document                 (testdata/litellm_upstream.json)
 //	BENCH_DAEMON   a built cmd/betasync binary          (built into a temp dir)
+//	BENCH_DAEMON_LOG  non-empty: the daemon's stderr goes to ours
+//	BENCH_CPUPROFILE  this process's CPU profile of the propagation rounds, to PATH.N
 //
 // See docs/PERFORMANCE.md for what each row means.
 package main
@@ -110,8 +112,10 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
 	var t table
 
-	progress("micro-benchmarks (%d repeats)", o.repeat)
-	microRows(&t, doc, o.repeat)
+	if o.repeat > 0 {
+		progress("micro-benchmarks (%d repeats)", o.repeat)
+		microRows(&t, doc, o.repeat)
+	}
 
 	bin, cleanup, err := daemonBinary(ctx, o.daemon, progress)
 	if err != nil {

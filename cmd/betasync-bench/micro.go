@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/betasync/betasync"
 )
@@ -146,6 +147,45 @@ func microRows(t *table, doc []byte, repeat int) {
 			met:      yes(ns <= 100_000 && allocs <= 500),
 		})
 	}
+
+	// What every pod does with an event: read the version, decode and
+	// validate the envelope, check the hash.
+	snap := betasync.NewSnapshot(mustParse(doc), betasync.SourceRemote, time.Unix(1e9, 0))
+	snap.Version = 42
+	event, err := json.Marshal(snap)
+	if err != nil {
+		panic(err)
+	}
+	decode := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := betasync.PeekVersion(event); err != nil {
+				b.Fatal(err)
+			}
+			var got betasync.Snapshot
+			if err := got.UnmarshalJSON(event); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	decodeBase := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v map[string]any
+			if err := json.Unmarshal(event, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ns, allocs, bns, ballocs := bench(repeat, decode, decodeBase)
+	t.add(row{
+		name:     fmt.Sprintf("pod decode of an event (%.1f KB)", float64(len(event))/1000),
+		measured: fmt.Sprintf("%.1f µs, %.0f allocs", ns/1000, allocs),
+		baseline: fmt.Sprintf("json.Unmarshal to map[string]any %.1f µs, %.0f allocs", bns/1000, ballocs),
+		ratio:    ratio(ns, bns),
+		target:   "-",
+		met:      "-",
+	})
 }
 
 func mustParse(doc []byte) *betasync.Mapping {
