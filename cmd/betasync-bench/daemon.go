@@ -204,3 +204,19 @@ func (d *daemon) do(ctx context.Context, method, path string) (int, []byte, erro
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, body, err
 }
+
+// heapInUse reads go_memstats_heap_inuse_bytes from the daemon's /metrics
+// (0 when absent).
+func (d *daemon) heapInUse(ctx context.Context) uint64 {
+	code, body, err := d.do(ctx, http.MethodGet, "/metrics")
+	if err != nil || code != http.StatusOK {
+		return 0
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return uint64(f)
+		}
+	}
+	return 0
+}

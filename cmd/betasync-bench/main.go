@@ -9,9 +9,9 @@
 // environment:
 //
 //	BENCH_PODS     fleet sizes, comma-separated        (10,200,1000)
-//	BENCH_ROUNDS   propagation rounds per size          (25)
+//	BENCH_ROUNDS   propagation rounds per size          (60)
 //	BENCH_STORM    concurrent reload requests           (1000)
-//	BENCH_RELOADS  reloads before the second RSS sample (10000)
+//	BENCH_RELOADS  reloads, in two halves, for memory     (10000)
 //	BENCH_STARTS   daemon start-ups timed               (5)
 //	BENCH_REPEAT   repeats of each micro-benchmark      (5)
 //	BENCH_DOC      the mapping document                 (testdata/litellm_upstream.json)
@@ -76,7 +76,7 @@ func loadOptions(getenv func(string) string) (options, error) {
 		def  int
 		into *int
 	}{
-		{"BENCH_ROUNDS", 25, &o.rounds},
+		{"BENCH_ROUNDS", 60, &o.rounds},
 		{"BENCH_STORM", 1000, &o.storm},
 		{"BENCH_RELOADS", 10000, &o.reloads},
 		{"BENCH_STARTS", 5, &o.starts},

@@ -32,7 +32,7 @@ func TestRunPrintsTheTable(t *testing.T) {
 	for _, want := range []string{
 		"lookup bedrock, 1 goroutine", "lookup bedrock, parallel", "parse upstream doc", "parse canonical doc",
 		"pod decode", "start-up to /readyz 200", "propagation, 2 pods", "propagation, 3 pods",
-		"reload storm, 5 concurrent POSTs", "status, 64 concurrent clients", "daemon RSS after 5 reloads",
+		"reload storm, 5 concurrent POSTs", "status, 64 concurrent clients", "daemon memory after 2 / 5 reloads",
 		"heap per subscriber (3 pods)",
 	} {
 		assert.Contains(t, out, want)
