@@ -37,6 +37,15 @@ func startupRow(ctx context.Context, t *table, bin string, up *upstream, starts 
 // stormRow sends n concurrent reloads for one new upstream document and
 // counts the fetches they caused.
 func stormRow(ctx context.Context, t *table, d *daemon, up *upstream, n int) error {
+	// Open the n connections first (one concurrent GET /healthz each), so
+	// that the burst measures the reload path, not the TCP accept rate:
+	// coalescing promises at most two fetches for requests that arrive
+	// while one runs.
+	var warm sync.WaitGroup
+	for range n {
+		warm.Go(func() { _, _, _ = d.do(ctx, http.MethodGet, "/healthz") })
+	}
+	warm.Wait()
 	up.next()
 	before := up.requests.Load()
 	lat := make([]time.Duration, n)
