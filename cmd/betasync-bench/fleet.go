@@ -106,7 +106,7 @@ type pod struct {
 	sub *subscriber.Subscriber
 }
 
-func heapInUse() uint64 {
+func goHeap() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
@@ -137,7 +137,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 		wg.Wait()
 	}()
 
-	heap0 := heapInUse()
+	heap0 := goHeap()
 	if err := parallel(n, 32, func(i int) error {
 		nc, err := nats.Connect(d.natsURL, nats.Name(fmt.Sprintf("bench-pod-%d", i)), nats.MaxReconnects(-1))
 		if err != nil {
@@ -152,7 +152,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 	}); err != nil {
 		return fmt.Errorf("connecting pods: %w", err)
 	}
-	heap1 := heapInUse()
+	heap1 := goHeap()
 	if err := parallel(n, 32, func(i int) error {
 		s, err := subscriber.New(pods[i].nc, subscriber.WithOnUpdate(tr.swapped), subscriber.WithPodID(fmt.Sprintf("bench-%d", i)))
 		if err != nil {
@@ -165,7 +165,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 	}); err != nil {
 		return fmt.Errorf("starting subscribers: %w", err)
 	}
-	heap2 := heapInUse()
+	heap2 := goHeap()
 
 	pub, err := nats.Connect(d.natsURL, nats.Name("bench-floor-publisher"))
 	if err != nil {
