@@ -94,8 +94,8 @@ func (sc *scanner) skip(depth int) bool {
 	if depth > 64 || sc.i >= len(sc.s) {
 		return false
 	}
-	switch c := sc.s[sc.i]; {
-	case c == '"':
+	switch c := sc.s[sc.i]; c {
+	case '"':
 		for sc.i++; sc.i < len(sc.s); sc.i++ {
 			switch c := sc.s[sc.i]; {
 			case c == '"':
@@ -108,7 +108,7 @@ func (sc *scanner) skip(depth int) bool {
 			}
 		}
 		return false
-	case c == '{' || c == '[':
+	case '{', '[':
 		closing := byte('}')
 		if c == '[' {
 			closing = ']'

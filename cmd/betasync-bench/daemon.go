@@ -85,7 +85,11 @@ func freePort() (int, error) {
 		return 0, err
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("not a TCP address: %v", ln.Addr())
+	}
+	return addr.Port, nil
 }
 
 // startDaemon starts the daemon with a fresh data directory and waits for

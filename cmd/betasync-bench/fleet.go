@@ -154,7 +154,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 	}
 	heap1 := goHeap()
 	if err := parallel(n, 32, func(i int) error {
-		s, err := subscriber.New(pods[i].nc, subscriber.WithOnUpdate(tr.swapped), subscriber.WithPodID(fmt.Sprintf("bench-%d", i)))
+		s, err := subscriber.New(pods[i].nc, subscriber.WithOnUpdate(tr.swapped), subscriber.WithPodID(fmt.Sprintf("bench-%d", i))) //nolint:contextcheck // stops on Close
 		if err != nil {
 			return err
 		}
