@@ -72,6 +72,11 @@ func WithResyncInterval(d time.Duration) Option {
 // Close (Close waits for that goroutine).
 func WithOnUpdate(fn func(*betasync.Snapshot)) Option { return func(s *Subscriber) { s.onUpdate = fn } }
 
+// WithJetStreamDomain reads KV through the JetStream domain named domain:
+// for a pod connected to a leaf node (a region) whose server has no
+// JetStream of its own, with the buckets on the hub's domain.
+func WithJetStreamDomain(domain string) Option { return func(s *Subscriber) { s.jsDomain = domain } }
+
 // WithFallback serves m instead of the embedded default until a version
 // arrives from the bus.
 func WithFallback(m *betasync.Mapping) Option { return func(s *Subscriber) { s.fallback = m } }
@@ -83,7 +88,9 @@ type Subscriber struct {
 	log     *slog.Logger
 	subject string
 	bucket  string
-	resync  time.Duration
+	// jsDomain is the JetStream domain holding the buckets ("": local).
+	jsDomain string
+	resync   time.Duration
 	// confirmDelay is the wait before the read that confirms that KV does
 	// not hold the version in use.
 	confirmDelay time.Duration
@@ -380,6 +387,9 @@ func (s *Subscriber) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	js, err := jetstream.New(s.nc)
+	if s.jsDomain != "" {
+		js, err = jetstream.NewWithDomain(s.nc, s.jsDomain)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func freePort() (int, error) {
 
 // startDaemon starts the daemon with a fresh data directory and waits for
 // /readyz.
-func startDaemon(ctx context.Context, bin string, up *upstream, dir string) (*daemon, error) {
+func startDaemon(ctx context.Context, bin string, up *upstream, dir string, env ...string) (*daemon, error) {
 	if dir == "" {
 		var err error
 		if dir, err = os.MkdirTemp("", "betasync-bench-data-"); err != nil {
@@ -128,6 +128,12 @@ func startDaemon(ctx context.Context, bin string, up *upstream, dir string) (*da
 		"BETASYNC_LOG_LEVEL=error",
 		"BETASYNC_LOG_FORMAT=json",
 	)
+	d.cmd.Env = append(d.cmd.Env, env...)
+	for _, kv := range env {
+		if url, ok := strings.CutPrefix(kv, "NATS_URL="); ok {
+			d.natsURL, _, _ = strings.Cut(url, ",")
+		}
+	}
 	var stderr bytes.Buffer
 	d.cmd.Stderr = &stderr
 	if os.Getenv("BENCH_DAEMON_LOG") != "" {

@@ -117,7 +117,13 @@ func goHeap() uint64 {
 // fleetRows measures propagation to n pods: from the reload request to
 // the last pod's swap, against one GET of the same document from the same
 // upstream plus one raw publish of the same bytes to the same connections.
-func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds int) error {
+//
+// Pods connect to podURLs in turn (the daemon's server when empty); label,
+// when set, names the topology in the row and leaves the heap row alone.
+func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds int, podURLs []string, label string, opts ...subscriber.Option) error {
+	if len(podURLs) == 0 {
+		podURLs = []string{d.natsURL}
+	}
 	tr := &tracker{n: n, versions: map[uint64]*arrivals{}}
 	fl := &floor{n: int64(n)}
 	fl.reset()
@@ -139,7 +145,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 
 	heap0 := goHeap()
 	if err := parallel(n, 32, func(i int) error {
-		nc, err := nats.Connect(d.natsURL, nats.Name(fmt.Sprintf("bench-pod-%d", i)), nats.MaxReconnects(-1))
+		nc, err := nats.Connect(podURLs[i%len(podURLs)], nats.Name(fmt.Sprintf("bench-pod-%d", i)), nats.MaxReconnects(-1))
 		if err != nil {
 			return err
 		}
@@ -154,7 +160,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 	}
 	heap1 := goHeap()
 	if err := parallel(n, 32, func(i int) error {
-		s, err := subscriber.New(pods[i].nc, subscriber.WithOnUpdate(tr.swapped), subscriber.WithPodID(fmt.Sprintf("bench-%d", i))) //nolint:contextcheck // stops on Close
+		s, err := subscriber.New(pods[i].nc, append([]subscriber.Option{subscriber.WithOnUpdate(tr.swapped), subscriber.WithPodID(fmt.Sprintf("bench-%d", i))}, opts...)...) //nolint:contextcheck // stops on Close
 		if err != nil {
 			return err
 		}
@@ -236,7 +242,7 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 	}
 	p50, p99, b50, b99 := quantile(reload, .5), quantile(reload, .99), quantile(base, .5), quantile(base, .99)
 	t.add(row{
-		name:     fmt.Sprintf("propagation, %d pods", n),
+		name:     fmt.Sprintf("propagation, %d pods%s", n, label),
 		measured: fmt.Sprintf("p50 %s, p99 %s", ms(p50), ms(p99)),
 		baseline: fmt.Sprintf("GET + raw publish p50 %s, p99 %s", ms(b50), ms(b99)),
 		ratio:    fmt.Sprintf("p50 %s, p99 %s", ratio(float64(p50), float64(b50)), ratio(float64(p99), float64(b99))),
@@ -244,11 +250,14 @@ func fleetRows(ctx context.Context, t *table, d *daemon, up *upstream, n, rounds
 		met:      yes(p99 <= 2*b99),
 	})
 	t.add(row{
-		name:     fmt.Sprintf("  detail, %d pods", n),
+		name:     fmt.Sprintf("  detail, %d pods%s", n, label),
 		measured: fmt.Sprintf("reply p50 %s, first pod p50 %s", ms(quantile(reply, .5)), ms(quantile(first, .5))),
 		baseline: fmt.Sprintf("last - first pod p50 %s", ms(quantile(reload, .5)-quantile(first, .5))),
 		ratio:    "", target: "", met: "",
 	})
+	if label != "" {
+		return nil
+	}
 	t.heap = &row{
 		name:     fmt.Sprintf("heap per subscriber (%d pods)", n),
 		measured: fmt.Sprintf("%.1f KiB", float64(heap2-heap1)/float64(n)/1024),

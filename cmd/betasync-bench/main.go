@@ -14,6 +14,7 @@
 //	BENCH_RELOADS  reloads, in two halves, for memory     (10000)
 //	BENCH_STARTS   daemon start-ups timed               (5)
 //	BENCH_REPEAT   repeats of each micro-benchmark      (5)
+//	BENCH_REGION_PODS  pods on two leaf nodes of a hub cluster (200; 0 skips)
 //	BENCH_DOC      the mapping document                 (testdata/litellm_upstream.json)
 //	BENCH_DAEMON   a built cmd/betasync binary          (built into a temp dir)
 //	BENCH_DAEMON_LOG  non-empty: the daemon's stderr goes to ours
@@ -44,14 +45,15 @@ func main() {
 
 // options are the sizes of one run.
 type options struct {
-	pods    []int
-	rounds  int
-	storm   int
-	reloads int
-	starts  int
-	repeat  int
-	doc     string
-	daemon  string
+	pods       []int
+	rounds     int
+	storm      int
+	reloads    int
+	starts     int
+	repeat     int
+	regionPods int
+	doc        string
+	daemon     string
 }
 
 func loadOptions(getenv func(string) string) (options, error) {
@@ -81,6 +83,7 @@ func loadOptions(getenv func(string) string) (options, error) {
 		{"BENCH_RELOADS", 10000, &o.reloads},
 		{"BENCH_STARTS", 5, &o.starts},
 		{"BENCH_REPEAT", 5, &o.repeat},
+		{"BENCH_REGION_PODS", 200, &o.regionPods},
 	} {
 		if *f.into, err = num(f.name, f.def); err != nil {
 			return o, err
@@ -141,7 +144,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 
 	for _, n := range o.pods {
 		progress("fleet propagation, %d pods x %d rounds", n, o.rounds)
-		if err := fleetRows(ctx, &t, d, up, n, o.rounds); err != nil {
+		if err := fleetRows(ctx, &t, d, up, n, o.rounds, nil, ""); err != nil {
 			return err
 		}
 	}
@@ -154,6 +157,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	progress("status throughput")
 	if err := statusRow(ctx, &t, d); err != nil {
 		return err
+	}
+	if o.regionPods > 0 {
+		progress("regions: hub cluster of 3, two leaf nodes, %d pods on the leaves", o.regionPods)
+		if err := regionsRow(ctx, &t, bin, up, o.regionPods, o.rounds); err != nil {
+			return err
+		}
 	}
 	progress("%d reloads, then RSS", o.reloads)
 	if err := memoryRows(ctx, &t, d, up, idleRSS, o.reloads); err != nil {

@@ -17,13 +17,14 @@ func TestRunPrintsTheTable(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	env := map[string]string{
-		"BENCH_DOC":     "../../testdata/litellm_upstream.json",
-		"BENCH_PODS":    "2,3",
-		"BENCH_ROUNDS":  "2",
-		"BENCH_STORM":   "5",
-		"BENCH_RELOADS": "5",
-		"BENCH_STARTS":  "1",
-		"BENCH_REPEAT":  "1",
+		"BENCH_DOC":         "../../testdata/litellm_upstream.json",
+		"BENCH_PODS":        "2,3",
+		"BENCH_ROUNDS":      "2",
+		"BENCH_STORM":       "5",
+		"BENCH_RELOADS":     "5",
+		"BENCH_STARTS":      "1",
+		"BENCH_REPEAT":      "1",
+		"BENCH_REGION_PODS": "2",
 	}
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"betasync-bench"}, func(k string) string { return env[k] }, &stdout, &stderr)
@@ -33,7 +34,7 @@ func TestRunPrintsTheTable(t *testing.T) {
 		"lookup bedrock, 1 goroutine", "lookup bedrock, parallel", "parse upstream doc", "parse canonical doc",
 		"pod decode", "start-up to /readyz 200", "propagation, 2 pods", "propagation, 3 pods",
 		"reload storm, 5 concurrent POSTs", "status, 64 concurrent clients", "daemon memory after 2 / 5 reloads",
-		"heap per subscriber (3 pods)",
+		"heap per subscriber (3 pods)", "propagation, 2 pods, 2 leaf nodes of a 3-node hub",
 	} {
 		assert.Contains(t, out, want)
 	}
