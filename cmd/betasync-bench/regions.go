@@ -25,7 +25,7 @@ func regionsRow(ctx context.Context, t *table, bin string, up *upstream, n, roun
 		return err
 	}
 	defer os.RemoveAll(dir)
-	hub, leaves, err := startRegions(dir)
+	hub, leaves, err := startRegions(dir) //nolint:contextcheck // bounded by its own 60 s deadline
 	defer func() {
 		for _, s := range append(hub, leaves...) {
 			s.Shutdown()
