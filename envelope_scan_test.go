@@ -2,6 +2,9 @@ package betasync_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,7 +39,12 @@ func FuzzEnvelope(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(checkEnvelope)
+}
+
+// checkEnvelope is FuzzEnvelope's property.
+func checkEnvelope(t *testing.T, data []byte) {
+	{
 		want, wantErr := betasync.UnmarshalSnapshotJSON(data)
 		var got betasync.Snapshot
 		err := got.UnmarshalJSON(data)
@@ -63,5 +71,33 @@ func FuzzEnvelope(f *testing.F) {
 				require.Equal(t, head.Version, v)
 			}
 		}
-	})
+	}
+}
+
+// TestEnvelopeMutations runs FuzzEnvelope's property over seeded mutations
+// of real envelopes.
+func TestEnvelopeMutations(t *testing.T) {
+	snap := betasync.NewSnapshot(betasync.Default(), betasync.SourceRemote, time.Unix(1e9, 0))
+	snap.Version = 12
+	snap.Changes = betasync.Diff(parseFixture(t), betasync.Default())
+	seed, err := json.Marshal(snap)
+	require.NoError(t, err)
+	const alphabet = "{}[]\",: \t0123456789-.etrufalsn\\u\x00\xff"
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 1500 {
+		data := slices.Clone(seed)
+		pos := rng.IntN(len(data))
+		switch rng.IntN(4) {
+		case 0:
+			data[pos] = alphabet[rng.IntN(len(alphabet))]
+		case 1:
+			data = slices.Delete(data, pos, pos+1)
+		case 2:
+			data = slices.Insert(data, pos, alphabet[rng.IntN(len(alphabet))])
+		default:
+			end := min(len(data), pos+1+rng.IntN(64))
+			data = slices.Insert(data, end, data[pos:end]...)
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) { checkEnvelope(t, data) })
+	}
 }

@@ -1,6 +1,9 @@
 package betasync_test
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,7 +47,12 @@ func FuzzParseScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(checkParseScan)
+}
+
+// checkParseScan is FuzzParseScan's property.
+func checkParseScan(t *testing.T, data []byte) {
+	{
 		want, wantErr := betasync.ParseTokens(data)
 		got, err := betasync.Parse(data)
 		if wantErr != nil {
@@ -73,7 +81,36 @@ func FuzzParseScan(f *testing.F) {
 				require.Equal(t, wn, gn)
 			}
 		}
-	})
+	}
+}
+
+// TestParseScanMutations runs the fast path's property over thousands of
+// seeded mutations of real documents (flipped, dropped, inserted and
+// repeated bytes), so that it is exercised beyond the seed corpus without
+// the fuzzing engine.
+func TestParseScanMutations(t *testing.T) {
+	seeds := [][]byte{fixture(t), betasync.Default().JSON(),
+		[]byte(`{"description":"x","provider_aliases":{"claude":"anthropic"},"anthropic":{"a":null,"b":"c"},"bedrock":{"a":"b"}}`)}
+	const alphabet = "{}[]\",: \t\n0123456789-+.eEtrufalsn\\/u\x00\x1f\x7f\xc3\xa9\xe2\x80\xa8\xff"
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		data := slices.Clone(seeds[i%len(seeds)])
+		for range 1 + rng.IntN(3) {
+			pos := rng.IntN(len(data))
+			switch rng.IntN(4) {
+			case 0: // replace
+				data[pos] = alphabet[rng.IntN(len(alphabet))]
+			case 1: // delete
+				data = slices.Delete(data, pos, pos+1)
+			case 2: // insert
+				data = slices.Insert(data, pos, alphabet[rng.IntN(len(alphabet))])
+			default: // repeat a span (repeated keys, members)
+				end := min(len(data), pos+1+rng.IntN(64))
+				data = slices.Insert(data, end, data[pos:end]...)
+			}
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) { checkParseScan(t, data) })
+	}
 }
 
 // TestParseScanTakesTheFixture makes sure the fast path, not the reference
