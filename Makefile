@@ -7,6 +7,7 @@ PKGS     ?= ./...
 RACE     := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
 TIMEOUT  ?= 8m
 FUZZTIME ?= 30s
+BENCHCOUNT ?= 1
 GOLANGCI := $(GO) run -modfile=scripts/tools.mod github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .DEFAULT_GOAL := help
@@ -36,8 +37,10 @@ test: ## run every test (race detector when cgo is available), no cache, with a 
 	$(GO) test $(RACE) -count=1 -timeout $(TIMEOUT) $(PKGS)
 
 .PHONY: bench
-bench: ## run the benchmarks (hot-path filtering, parsing)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+bench: ## the performance table (cmd/betasync-bench, ~5 min; BENCH_PODS=... etc.), then the Go micro-benchmarks
+	$(GO) build -o bin/betasync ./cmd/betasync
+	BENCH_DAEMON=bin/betasync $(GO) run ./cmd/betasync-bench
+	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCHCOUNT) .
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (make test runs only their seeds)

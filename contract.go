@@ -1,8 +1,10 @@
 package betasync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -125,7 +127,10 @@ type envelope struct {
 // MarshalJSON encodes the envelope. (A value receiver, so that it, and not
 // the embedded Mapping's, is used for values and pointers alike.)
 func (s Snapshot) MarshalJSON() ([]byte, error) {
-	return json.Marshal(envelope{
+	// The members before config go through encoding/json; the config, the
+	// canonical encoding, is appended as is rather than re-validated and
+	// compacted, which would cost a scan of the whole document.
+	head, err := json.Marshal(envelope{
 		Version:      s.Version,
 		Hash:         s.Hash(),
 		Source:       s.Source,
@@ -136,17 +141,49 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 		Actor:        s.Actor,
 		RolledBack:   s.RolledBackFrom,
 		Changes:      s.Changes,
-		Config:       s.JSON(),
-		Signer:       s.Signer,
-		Signature:    s.Signature,
-		Overrides:    s.Overrides,
+		Config:       json.RawMessage("0"),
 	})
+	if err != nil {
+		return nil, err
+	}
+	const tail = `,"config":0}`
+	if !bytes.HasSuffix(head, []byte(tail)) {
+		return nil, fmt.Errorf("betasync: envelope encoding: unexpected form %.64q", head)
+	}
+	config := s.JSON()
+	out := make([]byte, 0, len(head)+len(config)+64)
+	out = append(out, head[:len(head)-len(tail)]...)
+	out = append(out, `,"config":`...)
+	out = append(out, config...)
+	if s.Signature != "" {
+		sig, err := json.Marshal(struct {
+			Signer    string `json:"signer"`
+			Signature string `json:"signature"`
+		}{s.Signer, s.Signature})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ',')
+		out = append(out, sig[1:len(sig)-1]...) // the members, without the braces
+	}
+	if len(s.Overrides) > 0 {
+		ov, err := json.Marshal(s.Overrides)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, `,"overrides":`...)
+		out = append(out, ov...)
+	}
+	return append(out, '}'), nil
 }
 
 // UnmarshalJSON decodes an envelope, validates the carried document and
 // checks it against the envelope's hash, so a corrupted or tampered
 // envelope is rejected (EINVALID) rather than applied.
 func (s *Snapshot) UnmarshalJSON(data []byte) error {
+	if s.unmarshalFast(data) { // envelope_scan.go
+		return nil
+	}
 	var e envelope
 	if err := json.Unmarshal(data, &e); err != nil {
 		return Errorf(EINVALID, "not a mapping envelope: %v", err)
@@ -155,6 +192,12 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
+	return s.fromEnvelope(e, m)
+}
+
+// fromEnvelope checks a decoded envelope against m, its parsed config, and
+// sets s from it.
+func (s *Snapshot) fromEnvelope(e envelope, m *Mapping) error {
 	if m.Hash() != e.Hash {
 		return Errorf(EINVALID, "envelope hash %q does not match its config (%s)", e.Hash, m.Hash())
 	}
@@ -182,6 +225,9 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 // PeekVersion reads only an envelope's version, so that a subscriber can
 // drop a stale event without validating its document.
 func PeekVersion(data []byte) (uint64, error) {
+	if v, ok := peekVersionFast(data); ok { // envelope_scan.go
+		return v, nil
+	}
 	var head struct {
 		Version uint64 `json:"version"`
 	}

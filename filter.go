@@ -38,8 +38,8 @@ func (m *Mapping) AppendBetas(dst []string, provider string, values ...string) [
 			if item == "" {
 				continue
 			}
-			if name, ok := t[item]; ok {
-				dst = insertSorted(dst, start, name)
+			if name := t[item]; name != nil {
+				dst = insertSorted(dst, start, *name)
 			}
 		}
 	}
@@ -56,8 +56,8 @@ func (m *Mapping) appendItems(dst []string, start int, provider string, items []
 		return dst
 	}
 	for _, item := range items {
-		if name, ok := t[trimSpace(item)]; ok {
-			dst = insertSorted(dst, start, name)
+		if name := t[trimSpace(item)]; name != nil {
+			dst = insertSorted(dst, start, *name)
 		}
 	}
 	return dst

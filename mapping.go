@@ -65,7 +65,7 @@ type Mapping struct {
 	// tables answers lookups: provider or alias -> beta -> name, holding
 	// only supported betas. Built once per version. An alias maps to its
 	// target's table (nil without one) and hides a section of its name.
-	tables map[string]map[string]string
+	tables map[string]map[string]*string
 
 	warnings  []string
 	canonical []byte
@@ -85,14 +85,28 @@ func Parse(data []byte) (*Mapping, error) {
 	if len(data) > MaxConfigSize {
 		return nil, Errorf(EINVALID, "document is %d bytes, more than the %d-byte limit", len(data), MaxConfigSize)
 	}
+	m, warnings, ok := parseScan(data)
+	if !ok {
+		var err error
+		if m, warnings, err = parseTokens(data); err != nil {
+			return nil, err
+		}
+	}
+	return finish(m, warnings)
+}
+
+// parseTokens is the reference parser: a walk over json.Decoder tokens that
+// accepts every document Parse accepts and names the fault of every other.
+// Parse runs it only when its fast path (parseScan) declines.
+func parseTokens(data []byte) (*Mapping, []string, error) {
 	var p parser
 	dec := newDecoder(data)
 	top, err := p.object(dec, "document", "", "key", topLabel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, Errorf(EINVALID, "unexpected data after the document's closing brace")
+		return nil, nil, Errorf(EINVALID, "unexpected data after the document's closing brace")
 	}
 	m := &Mapping{
 		aliases:   map[string]string{},
@@ -103,21 +117,28 @@ func Parse(data []byte) (*Mapping, error) {
 		switch key {
 		case KeyDescription:
 			if m.description, err = stringValue(raw, key); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case KeyAliases:
 			if err := p.aliases(raw, m.aliases); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		default:
 			p.checkCallerName(key, "provider name")
 			section, err := p.section(raw, key)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			m.providers[key] = section
 		}
 	}
+	return m, p.warnings, nil
+}
+
+// finish checks what concerns the whole document, adds its warnings and
+// builds the lookup tables and the canonical encoding.
+func finish(m *Mapping, warnings []string) (*Mapping, error) {
+	p := parser{warnings: warnings}
 	if !slices.ContainsFunc(CoreProviders, func(p string) bool { return m.providers[p] != nil }) {
 		return nil, Errorf(EINVALID, "no core provider: the document must have at least one of %s", strings.Join(CoreProviders, ", "))
 	}
@@ -145,41 +166,18 @@ func Parse(data []byte) (*Mapping, error) {
 }
 
 func (m *Mapping) build() {
-	sections := make(map[string]map[string]string, len(m.providers))
-	for p, section := range m.providers {
-		t := make(map[string]string, len(section))
-		for beta, name := range section {
-			if name != nil {
-				t[beta] = *name
-			}
-		}
-		sections[p] = t
-	}
 	// LiteLLM resolves an alias once, before looking for a section: the
 	// alias's table is its target's section (none: nothing passes), even
-	// when a section has the alias's name.
-	m.tables = maps.Clone(sections)
+	// when a section has the alias's name. Tables share the sections; a
+	// nil name is an unsupported beta.
+	m.tables = maps.Clone(m.providers)
 	for alias, target := range m.aliases {
-		m.tables[alias] = sections[target]
+		m.tables[alias] = m.providers[target]
 	}
 
-	doc := make(map[string]any, len(m.providers)+2)
-	if m.description != "" {
-		doc[KeyDescription] = m.description
+	if m.canonical == nil { // parseScan sets it when the source is canonical already
+		m.canonical = m.appendCanonical(make([]byte, 0, m.canonicalSizeHint()))
 	}
-	if len(m.aliases) > 0 {
-		doc[KeyAliases] = m.aliases
-	}
-	for p, section := range m.providers {
-		doc[p] = section
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		panic("betasync: encoding a validated mapping: " + err.Error())
-	}
-	m.canonical = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	sum := sha256.Sum256(m.canonical)
 	m.hash = hex.EncodeToString(sum[:])
 }
@@ -308,6 +306,9 @@ const (
 // nameFlaw returns the first flaw of s, or "" when it has none. White space
 // is what filtering strips from items (Python's str.isspace).
 func nameFlaw(s string) string {
+	if plainName(s) {
+		return ""
+	}
 	switch {
 	case s == "":
 		return flawEmpty
@@ -319,6 +320,17 @@ func nameFlaw(s string) string {
 		return flawControl
 	}
 	return ""
+}
+
+// plainName reports whether s is printable ASCII without a comma or a
+// space, and so has no flaw: the common case, checked quickly.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ',' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // checkName rejects a name sent to a provider that could corrupt the header
@@ -507,8 +519,10 @@ func (m *Mapping) BetaCount() int {
 // Lookup returns the name provider knows beta by; ok is false when the
 // provider has no section, the beta is absent, or it is mapped to null.
 func (m *Mapping) Lookup(provider, beta string) (name string, ok bool) {
-	name, ok = m.tables[provider][beta]
-	return name, ok
+	if p := m.tables[provider][beta]; p != nil {
+		return *p, true
+	}
+	return "", false
 }
 
 // Warnings returns, sorted, what Parse accepted but found odd, each naming

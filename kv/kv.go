@@ -380,7 +380,7 @@ func (m *Mappings) putSigned(ctx context.Context, snap *betasync.Snapshot, expec
 func storedForm(snap *betasync.Snapshot) ([]byte, error) {
 	stored := *snap
 	stored.Version = 0
-	data, err := json.Marshal(stored)
+	data, err := stored.MarshalJSON() // not json.Marshal, which would scan it once more
 	if err != nil {
 		return nil, fmt.Errorf("kv: encoding the mapping: %w", err)
 	}
@@ -414,7 +414,7 @@ func (m *Mappings) putErr(err error, size int) error {
 // signature when v is set.
 func decodeSnapshot(e jetstream.KeyValueEntry, v *betasync.Verifier) (*betasync.Snapshot, error) {
 	snap := new(betasync.Snapshot)
-	if err := json.Unmarshal(e.Value(), snap); err != nil {
+	if err := snap.UnmarshalJSON(e.Value()); err != nil { // not json.Unmarshal, which would scan it once more first
 		return nil, &CorruptError{Revision: e.Revision(), Reason: betasync.ErrorMessage(err)}
 	}
 	snap.Version = e.Revision()

@@ -1,9 +1,12 @@
 package publisher_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync"
@@ -35,4 +38,36 @@ func TestAnnounceGolden(t *testing.T) {
 	msg, err := sub.NextMsg(10 * time.Second)
 	require.NoError(t, err)
 	golden.Assert(t, "../testdata/golden/config_updated.json", msg.Data)
+}
+
+// TestAnnounceSignedGolden pins a signed version's event: the signer and
+// the signature (Ed25519 signatures are deterministic) after the config.
+func TestAnnounceSignedGolden(t *testing.T) {
+	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, make([]byte, 32))
+	require.NoError(t, err)
+	seed, err := kp.Seed()
+	require.NoError(t, err)
+	signer, err := betasync.NewSigner(string(seed))
+	require.NoError(t, err)
+
+	srv := natstest.Start(t)
+	pub, subConn := srv.Connect(t), srv.Connect(t)
+	sub, err := subConn.SubscribeSync(publisher.SubjectConfigUpdated)
+	require.NoError(t, err)
+	require.NoError(t, subConn.Flush())
+	m, err := betasync.Parse(goldenDoc)
+	require.NoError(t, err)
+	env := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
+	env.Version = 7
+	require.NoError(t, signer.Sign(env))
+	require.NoError(t, publisher.Announce(t.Context(), pub, env))
+	msg, err := sub.NextMsg(10 * time.Second)
+	require.NoError(t, err)
+	golden.Assert(t, "../testdata/golden/config_updated_signed.json", msg.Data)
+
+	var back betasync.Snapshot
+	require.NoError(t, json.Unmarshal(msg.Data, &back))
+	v, err := betasync.NewVerifier(signer.PublicKey())
+	require.NoError(t, err)
+	assert.NoError(t, v.Verify(&back))
 }

@@ -44,7 +44,8 @@ const (
 // Announce publishes snap on config.updated and flushes, so the server has
 // it when Announce returns.
 func Announce(ctx context.Context, nc *nats.Conn, snap *betasync.Snapshot) error {
-	data, err := json.Marshal(snap)
+	data, err := snap.MarshalJSON() // not json.Marshal, which would scan it once more
+
 	if err != nil {
 		return fmt.Errorf("publisher: encoding version %d: %w", snap.Version, err)
 	}

@@ -18,7 +18,6 @@ package subscriber
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -81,6 +80,11 @@ func WithOnUpdate(fn func(*betasync.Snapshot)) Option { return func(s *Subscribe
 // choosing until the next resync (see the README).
 func WithVerifier(v *betasync.Verifier) Option { return func(s *Subscriber) { s.verifier = v } }
 
+// WithJetStreamDomain reads KV through the JetStream domain named domain:
+// for a pod connected to a leaf node (a region) whose server has no
+// JetStream of its own, with the buckets on the hub's domain.
+func WithJetStreamDomain(domain string) Option { return func(s *Subscriber) { s.jsDomain = domain } }
+
 // WithFallback serves m instead of the embedded default until a version
 // arrives from the bus.
 func WithFallback(m *betasync.Mapping) Option { return func(s *Subscriber) { s.fallback = m } }
@@ -92,7 +96,9 @@ type Subscriber struct {
 	log     *slog.Logger
 	subject string
 	bucket  string
-	resync  time.Duration
+	// jsDomain is the JetStream domain holding the buckets ("": local).
+	jsDomain string
+	resync   time.Duration
 	// confirmDelay is the wait before the read that confirms that KV does
 	// not hold the version in use.
 	confirmDelay time.Duration
@@ -421,6 +427,9 @@ func (s *Subscriber) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	js, err := jetstream.New(s.nc)
+	if s.jsDomain != "" {
+		js, err = jetstream.NewWithDomain(s.nc, s.jsDomain)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +457,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 		return
 	}
 	snap := new(betasync.Snapshot)
-	err = json.Unmarshal(data, snap)
+	err = snap.UnmarshalJSON(data) // not json.Unmarshal, which would scan it once more first
 	if err == nil && s.verifier != nil {
 		err = s.verifier.Verify(snap)
 	}

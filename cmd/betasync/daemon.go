@@ -202,8 +202,12 @@ func (d *daemon) startWorker(ctx context.Context) error {
 	}, worker.Deps{
 		Store: store,
 		Announce: func(ctx context.Context, snap *betasync.Snapshot) error {
-			d.sub.Offer(snap) // served here at once, and not decoded a second time
-			return publisher.Announce(ctx, d.nc, snap)
+			// The fleet first: the announcement waits on nothing in this
+			// process. Then this process's own subscriber, at once and
+			// without decoding the version a second time.
+			err := publisher.Announce(ctx, d.nc, snap)
+			d.sub.Offer(snap)
+			return err
 		},
 		Metrics: d.met,
 		Fleet: func(ctx context.Context) ([]betasync.PodStatus, error) {

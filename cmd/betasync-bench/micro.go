@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/betasync/betasync"
+)
+
+// claudeCodeHeader is what Claude Code sends (as in the root package's
+// benchmarks): five betas, three of which Bedrock accepts.
+const claudeCodeHeader = "claude-code-20250219,interleaved-thinking-2025-05-14,context-1m-2025-08-07,fine-grained-tool-streaming-2025-05-14,advanced-tool-use-2025-11-20"
+
+// bench runs fn repeat times, alternating with baseline, and returns the
+// median ns/op and allocs/op of each.
+func bench(repeat int, fn, baseline func(*testing.B)) (ns, allocs, baseNs, baseAllocs float64) {
+	var a, aa, b, ba []float64
+	for range max(repeat, 1) {
+		r := testing.Benchmark(fn)
+		a, aa = append(a, float64(r.NsPerOp())), append(aa, float64(r.AllocsPerOp()))
+		r = testing.Benchmark(baseline)
+		b, ba = append(b, float64(r.NsPerOp())), append(ba, float64(r.AllocsPerOp()))
+	}
+	return median(a), median(aa), median(b), median(ba)
+}
+
+// litellmStyle transcribes LiteLLM's filter (split, strip, look up in the
+// section as written, skip null, collect in a set, sort).
+func litellmStyle(section map[string]*string, header string, out []string) []string {
+	set := map[string]struct{}{}
+	for _, item := range strings.Split(header, ",") { //nolint:modernize // Python's split builds the list too
+		item = strings.TrimSpace(item)
+		if name, ok := section[item]; ok && name != nil {
+			set[*name] = struct{}{}
+		}
+	}
+	out = out[:0]
+	for name := range set {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func microRows(t *table, doc []byte, repeat int) {
+	testing.Init()
+	_ = flag.Set("test.benchtime", "300ms")
+	m := betasync.Default()
+	section, _ := m.Section("bedrock")
+
+	single := func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]string, 0, 16)
+		for b.Loop() {
+			buf = m.AppendBetas(buf[:0], "bedrock", claudeCodeHeader)
+		}
+	}
+	singleBase := func(b *testing.B) {
+		b.ReportAllocs()
+		var out []string
+		for b.Loop() {
+			out = litellmStyle(section, claudeCodeHeader, out)
+		}
+	}
+	parallel := func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]string, 0, 16)
+			for pb.Next() {
+				buf = m.AppendBetas(buf[:0], "bedrock", claudeCodeHeader)
+			}
+		})
+	}
+	parallelBase := func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var out []string
+			for pb.Next() {
+				out = litellmStyle(section, claudeCodeHeader, out)
+			}
+		})
+	}
+	lookup := func(name string, fn, base func(*testing.B)) {
+		ns, allocs, bns, ballocs := bench(repeat, fn, base)
+		t.add(row{
+			name:     name,
+			measured: fmt.Sprintf("%.0f ns/op, %.0f allocs", ns, allocs),
+			baseline: fmt.Sprintf("LiteLLM-style %.0f ns/op, %.0f allocs", bns, ballocs),
+			ratio:    ratio(ns, bns),
+			target:   "<= 250 ns, 0 allocs",
+			met:      yes(ns <= 250 && allocs == 0),
+		})
+	}
+	lookup("lookup bedrock, 1 goroutine", single, singleBase)
+	lookup("lookup bedrock, parallel", parallel, parallelBase)
+
+	canonical := mustParse(doc).JSON()
+	parse := func(data []byte) func(*testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := betasync.Parse(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	// The baseline decodes the same bytes into plain maps with
+	// encoding/json: no validation, no canonical form, no hash.
+	parseBase := func(data []byte) func(*testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var v map[string]json.RawMessage
+				if err := json.Unmarshal(data, &v); err != nil {
+					b.Fatal(err)
+				}
+				for k, raw := range v {
+					if k == betasync.KeyDescription {
+						continue
+					}
+					var s map[string]*string
+					_ = json.Unmarshal(raw, &s)
+				}
+			}
+		}
+	}
+	for _, p := range []struct {
+		name string
+		data []byte
+	}{
+		{fmt.Sprintf("parse upstream doc (%.1f KB)", float64(len(doc))/1000), doc},
+		{fmt.Sprintf("parse canonical doc (%.1f KB)", float64(len(canonical))/1000), canonical},
+	} {
+		ns, allocs, bns, ballocs := bench(repeat, parse(p.data), parseBase(p.data))
+		t.add(row{
+			name:     p.name,
+			measured: fmt.Sprintf("%.1f µs, %.0f allocs", ns/1000, allocs),
+			baseline: fmt.Sprintf("json.Unmarshal to maps %.1f µs, %.0f allocs", bns/1000, ballocs),
+			ratio:    ratio(ns, bns),
+			target:   "<= 100 µs, a few hundred allocs",
+			met:      yes(ns <= 100_000 && allocs <= 500),
+		})
+	}
+
+	// What every pod does with an event: read the version, decode and
+	// validate the envelope, check the hash.
+	snap := betasync.NewSnapshot(mustParse(doc), betasync.SourceRemote, time.Unix(1e9, 0))
+	snap.Version = 42
+	event, err := json.Marshal(snap)
+	if err != nil {
+		panic(err)
+	}
+	decode := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := betasync.PeekVersion(event); err != nil {
+				b.Fatal(err)
+			}
+			var got betasync.Snapshot
+			if err := got.UnmarshalJSON(event); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	decodeBase := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v map[string]any
+			if err := json.Unmarshal(event, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ns, allocs, bns, ballocs := bench(repeat, decode, decodeBase)
+	t.add(row{
+		name:     fmt.Sprintf("pod decode of an event (%.1f KB)", float64(len(event))/1000),
+		measured: fmt.Sprintf("%.1f µs, %.0f allocs", ns/1000, allocs),
+		baseline: fmt.Sprintf("json.Unmarshal to map[string]any %.1f µs, %.0f allocs", bns/1000, ballocs),
+		ratio:    ratio(ns, bns),
+		target:   "-",
+		met:      "-",
+	})
+}
+
+func mustParse(doc []byte) *betasync.Mapping {
+	m, err := betasync.Parse(doc)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
