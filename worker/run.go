@@ -253,7 +253,19 @@ func (w *Worker) acquire(ctx context.Context) (uint64, bool) {
 		}
 		return 0, false
 	}
-	if _, err := w.schedules.Update(lctx, token, func(*kv.Schedule) error { return nil }); err != nil {
+	_, err = w.schedules.Update(lctx, token, func(*kv.Schedule) error { return nil })
+	if errors.Is(err, kv.ErrFenced) {
+		// The record names a newer holder than this fresh lease's token,
+		// the newest revision the lock bucket has ever had: the fence is
+		// from a lock bucket deleted and created again (its revisions
+		// start at 1 again), not from a live holder. Take it over.
+		_, err = w.schedules.Update(lctx, 0, func(s *kv.Schedule) error {
+			w.log.Warn("the schedule's fence is from an earlier lock bucket; resetting it", "fence", s.Fence, "token", token)
+			s.Fence = token
+			return nil
+		})
+	}
+	if err != nil {
 		w.log.Warn("taking over the schedule failed; giving the lease back", "err", err)
 		// lctx may have run out: release on a fresh deadline.
 		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), w.lease.TTL()/3)

@@ -533,3 +533,36 @@ func TestScheduleTakeoverFromDeadHolder(t *testing.T) {
 	statusWhen(t, w, nextRunIs(claimedUntil.Add(time.Hour)), "the claimed slot runs once the claim expires")
 	assert.Equal(t, base+1, up.Hits(), "exactly once")
 }
+
+// TestLockBucketRecreated reproduces the outside test: deleting and
+// recreating the buckets restarts revisions at 1, and the schedule's fence
+// (a token of the old lock bucket) outranked every new token, so no replica
+// could run the schedule again. A fresh lease's token is the newest the
+// lock bucket has had, so a bigger fence can only be from an earlier lock
+// bucket: the new holder resets it.
+func TestLockBucketRecreated(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	ctx := t.Context()
+	for range 20 { // an old lock bucket with revisions far above 1
+		rev, err := n.Store.Lease.Acquire(ctx, "old")
+		require.NoError(t, err)
+		require.NoError(t, n.Store.Lease.Release(ctx, rev))
+	}
+	rev, err := n.Store.Lease.Acquire(ctx, "old")
+	require.NoError(t, err)
+	_, err = n.Store.Schedules.Update(ctx, rev, func(*kv.Schedule) error { return nil })
+	require.NoError(t, err)
+
+	_, js := srv.JetStream(t)
+	require.NoError(t, js.DeleteKeyValue(ctx, kv.BucketLock))
+	fresh := connect(t, srv) // recreates the lock bucket: revisions start at 1
+	var log logs
+	w := newWorker(t, fresh, worker.Config{LocalOnly: true, CheckInterval: 20 * time.Millisecond, Logger: log.Logger()})
+	run(t, w)
+	waitFor(t, w.Holder, "the new holder takes over despite the old fence")
+	assert.True(t, log.Contains("from an earlier lock bucket"))
+	sch, _, err := fresh.Store.Schedules.Get(ctx)
+	require.NoError(t, err)
+	assert.Less(t, sch.Fence, rev, "the fence is a token of the new lock bucket")
+}
