@@ -8,10 +8,11 @@ import (
 )
 
 // coalescer runs reloads one at a time and merges concurrent requests. A
-// request that arrives while a reload runs joins the next one (which starts
-// when the current ends) instead of starting its own, so every caller gets a
-// result that began after it asked, and any burst of requests causes at most
-// two reloads.
+// request joins the running reload while that one has not yet begun to
+// fetch, and otherwise the next one (which starts when the current ends),
+// instead of starting its own. So every caller gets a result whose fetch
+// began after it asked, and a burst of requests causes at most two fetches
+// (three when the burst outlasts two whole reloads).
 type coalescer struct {
 	run func(ctx context.Context) (betasync.ReloadResult, error)
 	wg  *sync.WaitGroup // the worker's; it waits for the runner goroutine
@@ -20,11 +21,13 @@ type coalescer struct {
 
 	mu      sync.Mutex
 	running bool
+	current *flight // the reload running now; nil when none
 	next    *flight
 }
 
 type flight struct {
-	done chan struct{}
+	fetching bool // its fetch has begun: later requests wait for the next (c.mu)
+	done     chan struct{}
 	ctx  context.Context // the first joiner's context, without its cancellation
 	res  betasync.ReloadResult
 	err  error
@@ -34,6 +37,9 @@ type flight struct {
 func (c *coalescer) do(ctx context.Context) (betasync.ReloadResult, error) {
 	c.mu.Lock()
 	f := c.next
+	if cur := c.current; f == nil && cur != nil && !cur.fetching {
+		f = cur
+	}
 	if f == nil {
 		f = &flight{done: make(chan struct{}), ctx: context.WithoutCancel(ctx)}
 		c.next = f
@@ -55,14 +61,18 @@ func (c *coalescer) loop() {
 	for {
 		c.mu.Lock()
 		f := c.next
-		c.next = nil
+		c.next, c.current = nil, f
 		if f == nil {
 			c.running = false
 			c.mu.Unlock()
 			return
 		}
 		c.mu.Unlock()
-		ctx, cancel := context.WithCancel(f.ctx)
+		ctx, cancel := context.WithCancel(context.WithValue(f.ctx, fetchingKey{}, func() {
+			c.mu.Lock()
+			f.fetching = true
+			c.mu.Unlock()
+		}))
 		if c.life != nil {
 			stop := context.AfterFunc(c.life, cancel)
 			f.res, f.err = c.run(ctx)
@@ -71,6 +81,19 @@ func (c *coalescer) loop() {
 			f.res, f.err = c.run(ctx)
 		}
 		cancel()
+		c.mu.Lock()
+		c.current = nil // finished: nobody may join it any more
+		c.mu.Unlock()
 		close(f.done)
+	}
+}
+
+type fetchingKey struct{}
+
+// fetching tells the coalescer running ctx's reload that its fetch begins
+// now: requests from now on must wait for the next reload.
+func fetching(ctx context.Context) {
+	if mark, ok := ctx.Value(fetchingKey{}).(func()); ok {
+		mark()
 	}
 }

@@ -348,6 +348,7 @@ func (w *Worker) stored(ctx context.Context) (*betasync.Snapshot, uint64, error)
 // means the source answered "not modified". latest (nil when none is
 // usable) gives the validators of a conditional fetch.
 func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync.Snapshot, error) {
+	fetching(ctx)
 	if w.cfg.LocalOnly {
 		return w.localSnapshot()
 	}
