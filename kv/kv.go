@@ -59,6 +59,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -308,7 +309,33 @@ func (m *Mappings) history(ctx context.Context) ([]*betasync.Snapshot, error) {
 // writing with that sequence expected (any other write in between makes
 // this one fail as a lost race).
 func (m *Mappings) Put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
-	return retry(ctx, func(ctx context.Context) (uint64, error) { return m.put(ctx, snap, expected) })
+	attempts := 0
+	return retry(ctx, func(ctx context.Context) (uint64, error) {
+		attempts++
+		rev, err := m.put(ctx, snap, expected)
+		if attempts > 1 && betasync.ErrorCode(err) == betasync.ECONFLICT {
+			// An earlier attempt may have been stored with its answer
+			// lost (a leader election): then the "race" was lost to
+			// ourselves.
+			if rev, ok := m.landed(ctx, snap, expected); ok {
+				return rev, nil
+			}
+		}
+		return rev, err
+	})
+}
+
+// landed reports whether the version stored after expected is snap itself
+// (same document, source, actor and fetch time), written by an attempt whose
+// answer was lost; if so it sets snap's version and signature from it.
+func (m *Mappings) landed(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, bool) {
+	stored, err := m.latest(ctx)
+	if err != nil || stored.Version <= expected || !stored.SameContent(snap) ||
+		!stored.FetchedAt.Equal(snap.FetchedAt) || stored.Source != snap.Source || stored.Actor != snap.Actor {
+		return 0, false
+	}
+	snap.Version, snap.Signer, snap.Signature = stored.Version, stored.Signer, stored.Signature
+	return stored.Version, true
 }
 
 func (m *Mappings) put(ctx context.Context, snap *betasync.Snapshot, expected uint64) (uint64, error) {
@@ -365,7 +392,13 @@ func (m *Mappings) putSigned(ctx context.Context, snap *betasync.Snapshot, expec
 	if err != nil {
 		return 0, err
 	}
-	ack, err := m.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + bucket + "." + KeyMapping, Data: data}, jetstream.WithExpectLastSequence(last))
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(last)}
+	if expected != 0 {
+		// The server checks the key's revision too: the Get above may
+		// have been answered by a follower.
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expected))
+	}
+	ack, err := m.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + bucket + "." + KeyMapping, Data: data}, opts...)
 	if err = m.putErr(err, len(data)); err != nil {
 		return 0, err
 	}
@@ -523,12 +556,7 @@ func (s *Schedules) Update(ctx context.Context, fence uint64, fn func(*Schedule)
 		if err != nil {
 			return Schedule{}, fmt.Errorf("kv: encoding the schedule: %w", err)
 		}
-		_, err = retry(ctx, func(ctx context.Context) (uint64, error) {
-			if rev == 0 {
-				return s.kv.Create(ctx, KeySchedule, data)
-			}
-			return s.kv.Update(ctx, KeySchedule, data, rev)
-		})
+		err = writeOnce(ctx, s.kv, KeySchedule, data, rev)
 		if isConflict(err) {
 			continue
 		}
@@ -719,4 +747,29 @@ func retry[T any](ctx context.Context, op func(ctx context.Context) (T, error)) 
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// writeOnce writes data under key by compare-and-swap on rev (0: create),
+// retrying transient failures. A retry that loses the race to an earlier
+// attempt of its own (stored, but its answer lost) is a success: fn-style
+// updates must not be applied twice.
+func writeOnce(ctx context.Context, b jetstream.KeyValue, key string, data []byte, rev uint64) error {
+	attempts := 0
+	_, err := retry(ctx, func(ctx context.Context) (uint64, error) {
+		attempts++
+		var next uint64
+		var err error
+		if rev == 0 {
+			next, err = b.Create(ctx, key, data)
+		} else {
+			next, err = b.Update(ctx, key, data, rev)
+		}
+		if attempts > 1 && isConflict(err) {
+			if e, gerr := b.Get(ctx, key); gerr == nil && e.Revision() > rev && bytes.Equal(e.Value(), data) {
+				return e.Revision(), nil
+			}
+		}
+		return next, err
+	})
+	return err
 }

@@ -65,12 +65,7 @@ func (s *OverrideStore) Update(ctx context.Context, fn func(betasync.Overrides) 
 		if err != nil {
 			return nil, fmt.Errorf("kv: encoding the overrides: %w", err)
 		}
-		_, err = retry(ctx, func(ctx context.Context) (uint64, error) {
-			if rev == 0 {
-				return s.kv.Create(ctx, KeyOverrides, data)
-			}
-			return s.kv.Update(ctx, KeyOverrides, data, rev)
-		})
+		err = writeOnce(ctx, s.kv, KeyOverrides, data, rev)
 		if isConflict(err) {
 			continue
 		}

@@ -28,9 +28,9 @@ type coalescer struct {
 type flight struct {
 	fetching bool // its fetch has begun: later requests wait for the next (c.mu)
 	done     chan struct{}
-	ctx  context.Context // the first joiner's context, without its cancellation
-	res  betasync.ReloadResult
-	err  error
+	ctx      context.Context // the first joiner's context, without its cancellation
+	res      betasync.ReloadResult
+	err      error
 }
 
 // do joins the next reload and waits for its result or ctx.

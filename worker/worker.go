@@ -294,14 +294,6 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 			if latest, expected, err = w.stored(ctx); err != nil {
 				return res, err
 			}
-			if latest != nil && latest.SameContent(snap) && latest.FetchedAt.Equal(snap.FetchedAt) && latest.Actor == snap.Actor {
-				// Our own write: it landed, but its answer was lost and
-				// the retry lost to it (a leader election, say).
-				if err := w.announce(ctx, latest); err != nil {
-					w.log.Warn("announcing the new version failed; pods will catch up from KV", "version", latest.Version, "err", err)
-				}
-				return w.result(latest, true), nil
-			}
 			if latest != nil && !latest.SameContent(snap) && !latest.FetchedAt.Before(start) {
 				// Fetched after this refresh began: keep it.
 				res := w.result(latest, false)
