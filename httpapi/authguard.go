@@ -48,8 +48,7 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 		}
 		sum := sha256.Sum256([]byte(tok))
 		_, valid := g.keys.match(sum)
-		if wait := g.th.attempt(addr, sum, valid, g.lim.Now()); wait > 0 {
-			// The same answer whether the key was right or not.
+		if wait := g.th.attempt(addr, valid, g.lim.Now()); wait > 0 {
 			secs := max(1, int((wait+time.Second-1)/time.Second))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			g.log.failed(r, addr, "throttled after too many wrong keys")

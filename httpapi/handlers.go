@@ -36,7 +36,11 @@ func (s *server) auth(role string, next http.Handler) http.Handler {
 			writeError(w, r, s.log, &betasync.Error{Code: betasync.EFORBIDDEN, Message: msg}, "")
 			return
 		}
-		actor := betasync.Actor{Name: key.Name, Addr: r.RemoteAddr}
+		addr := r.RemoteAddr
+		if len(s.cfg.AuthLimits.TrustedProxies) > 0 {
+			addr = clientAddr(r, s.cfg.AuthLimits.TrustedProxies) // the client behind a trusted proxy
+		}
+		actor := betasync.Actor{Name: key.Name, Addr: addr}
 		next.ServeHTTP(w, r.WithContext(betasync.WithActor(r.Context(), actor)))
 	})
 }

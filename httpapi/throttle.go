@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"container/list"
-	"crypto/sha256"
-	"crypto/subtle"
 	"math"
 	"net"
 	"net/http"
@@ -71,9 +69,6 @@ func (l AuthLimits) withDefaults() AuthLimits {
 	return l
 }
 
-// maxGoodKeys is how many keys that succeeded a client remembers.
-const maxGoodKeys = 4
-
 // throttle holds a failure bucket per client, least recently seen last.
 type throttle struct {
 	burst float64
@@ -89,7 +84,6 @@ type client struct {
 	addr   string
 	tokens float64   // failures still allowed now
 	at     time.Time // when tokens was computed
-	good   [][sha256.Size]byte
 }
 
 func newThrottle(l AuthLimits) *throttle {
@@ -126,51 +120,23 @@ func (t *throttle) get(addr string, now time.Time) *client {
 }
 
 // attempt decides on a key from addr, in one step so that concurrent
-// guesses cannot all pass one check: it returns how long addr must wait when
-// it is throttled, and records nothing; otherwise it counts a wrong key
-// (valid false) or remembers a valid one, and returns 0. sum is the key's
-// sha256; a key that succeeded from addr before is not throttled. valid is
-// not looked at while addr is throttled, so the answer cannot depend on it.
-func (t *throttle) attempt(addr string, sum [sha256.Size]byte, valid bool, now time.Time) time.Duration {
+// guesses cannot all pass one check. A valid key always passes: throttling
+// slows guessing, it must not slow anyone who has a key (an attacker behind
+// the same proxy or NAT could otherwise lock every operator out). A wrong
+// key is counted; once addr has no tokens left, it returns how long addr
+// must wait, and the key is not checked further.
+func (t *throttle) attempt(addr string, valid bool, now time.Time) time.Duration {
+	if valid {
+		return 0
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.get(addr, now)
-	if c.tokens < 1 && !c.knows(sum) {
+	if c.tokens < 1 {
 		return time.Duration((1 - c.tokens) * float64(t.every))
 	}
-	if valid {
-		c.remember(sum)
-	} else {
-		c.tokens = math.Max(0, c.tokens-1)
-	}
+	c.tokens = math.Max(0, c.tokens-1)
 	return 0
-}
-
-// knows reports whether the key whose sha256 is sum succeeded before.
-func (c *client) knows(sum [sha256.Size]byte) bool {
-	for _, g := range c.good {
-		if subtle.ConstantTimeCompare(g[:], sum[:]) == 1 {
-			return true
-		}
-	}
-	return false
-}
-
-// remember puts sum first among the keys that succeeded, keeping
-// maxGoodKeys at most.
-func (c *client) remember(sum [sha256.Size]byte) {
-	for i, g := range c.good {
-		if g == sum {
-			copy(c.good[1:i+1], c.good[:i])
-			c.good[0] = sum
-			return
-		}
-	}
-	if len(c.good) < maxGoodKeys {
-		c.good = append(c.good, [sha256.Size]byte{})
-	}
-	copy(c.good[1:], c.good)
-	c.good[0] = sum
 }
 
 // clientAddr returns the address that r is throttled and logged by: the

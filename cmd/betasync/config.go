@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ var envVars = []struct{ name, def, doc string }{
 	{"BETASYNC_TRUSTED_KEYS", "", "comma-separated public keys (U...) whose signed versions this replica applies; set: unsigned versions are rejected"},
 	{"BETASYNC_KEYS_FILE", "", "JSON array of {name, sha256, role} API keys (role admin or viewer; LiteLLM's roles accepted)"},
 	{"BETASYNC_PUBLIC_CONFIG", "False", "True: serve /anthropic_beta_headers_config.json without a key (for LiteLLM pods)"},
+	{"BETASYNC_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the failed-login throttle and the audit)"},
 	{"BETASYNC_LOCAL_CONFIG", "", "local mapping file for local-only mode and the first version (default: embedded)"},
 	{"BETASYNC_FETCH_TIMEOUT", "10s", "timeout of one fetch, body included"},
 	{"BETASYNC_CHECK_INTERVAL", "10s", "how often each replica checks the schedule"},
@@ -60,6 +62,7 @@ type config struct {
 	localFile      string
 	masterKey      string
 	keysFile       string
+	trustedProxies []netip.Prefix
 	signer         *betasync.Signer   // nil: versions are stored unsigned
 	verifier       *betasync.Verifier // nil: versions are not verified
 	natsURL        string
@@ -113,7 +116,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		url:          env("LITELLM_ANTHROPIC_BETA_HEADERS_URL"),
 		localFile:    env("BETASYNC_LOCAL_CONFIG"),
-		masterKey:    getenv("LITELLM_MASTER_KEY"),
+		masterKey:    strings.TrimSpace(getenv("LITELLM_MASTER_KEY")), // a Secret from a file ends in a newline; clients' keys are trimmed too
 		keysFile:     env("BETASYNC_KEYS_FILE"),
 		natsURL:      env("NATS_URL"),
 		natsUser:     env("NATS_USER"),
@@ -147,6 +150,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case "false", "0", "no":
 	default:
 		fail("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=%q: want True or False", v)
+	}
+	for p := range strings.SplitSeq(env("BETASYNC_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				fail("BETASYNC_TRUSTED_PROXIES=%q: %q is not an IP or a CIDR", getenv("BETASYNC_TRUSTED_PROXIES"), p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.trustedProxies = append(c.trustedProxies, prefix)
 	}
 	switch v := strings.ToLower(env("BETASYNC_PUBLIC_CONFIG")); v {
 	case "true", "1", "yes":

@@ -292,6 +292,7 @@ func (d *daemon) serveHTTP(ctx context.Context) error {
 		api.CommandTimeout = commandTimeout
 		api.StatusFallback = d.readStatus
 		api.PublicConfig = d.cfg.publicConfig
+		api.AuthLimits.TrustedProxies = d.cfg.trustedProxies
 	}
 	srv := httpapi.NewHTTPServer(httpapi.NewServer(api), commandTimeout, d.log)
 	d.serve = make(chan error, 1)

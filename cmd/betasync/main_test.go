@@ -248,6 +248,7 @@ func TestDaemonRejectsInvalidSettings(t *testing.T) {
 		{"bad signing seed", map[string]string{"BETASYNC_SIGNING_SEED": "SUnope"}, "BETASYNC_SIGNING_SEED"},
 		{"seed and seed file", map[string]string{"BETASYNC_SIGNING_SEED": "x", "BETASYNC_SIGNING_SEED_FILE": file}, "BETASYNC_SIGNING_SEED_FILE"},
 		{"bad trusted key", map[string]string{"BETASYNC_TRUSTED_KEYS": "Unope"}, "BETASYNC_TRUSTED_KEYS"},
+		{"bad trusted proxy", map[string]string{"BETASYNC_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "BETASYNC_TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -750,4 +751,11 @@ func TestReadYourWrites(t *testing.T) {
 		require.GreaterOrEqual(t, mapping.Version, reload.Version, "round %d: the replica serves what it just reported", i)
 	}
 	assert.GreaterOrEqual(t, changed, 19, "(nearly) every round stored a new version")
+}
+
+// TestMasterKeyIsTrimmed: a master key from a Secret file ends in a
+// newline; clients' keys are trimmed, so the configured one must be too.
+func TestMasterKeyIsTrimmed(t *testing.T) {
+	d := startDaemon(t, map[string]string{"LITELLM_MASTER_KEY": "sk-test\n"})
+	assert.Equal(t, http.StatusOK, d.call(t, http.MethodGet, "/schedule/anthropic_beta_headers_reload/status", nil))
 }
