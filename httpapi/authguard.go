@@ -52,8 +52,12 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 			secs := max(1, int((wait+time.Second-1)/time.Second))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			g.log.failed(r, addr, "throttled after too many wrong keys")
-			writeStatus(w, http.StatusTooManyRequests, statusType(http.StatusTooManyRequests),
-				fmt.Sprintf("too many wrong API keys from %s: retry in %d s", addr, secs))
+			msg := fmt.Sprintf("too many wrong API keys from %s: retry in %d s", addr, secs)
+			if isLiteLLMPath(r.URL.Path) {
+				writeLiteLLMError(w, r, statusType(http.StatusTooManyRequests), http.StatusTooManyRequests, msg, "")
+				return
+			}
+			writeStatus(w, http.StatusTooManyRequests, statusType(http.StatusTooManyRequests), msg)
 			return
 		}
 		if !valid {

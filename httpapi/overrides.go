@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -19,7 +20,8 @@ func (s *server) handleOverrideSet() http.Handler {
 		vars := mux.Vars(r)
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, betasync.MaxOverrideBody))
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			writeError(w, r, s.log, betasync.Errorf(betasync.EINVALID, "body is larger than %d bytes", betasync.MaxOverrideBody), "value")
+			writeStatus(w, http.StatusRequestEntityTooLarge, statusType(http.StatusRequestEntityTooLarge),
+				fmt.Sprintf("body is larger than %d bytes", betasync.MaxOverrideBody))
 			return
 		}
 		if err != nil {

@@ -69,7 +69,7 @@ func TestOverridesOverHTTP(t *testing.T) {
 			{"trailing data", path, `{"value": null}{"value": "x"}`, http.StatusBadRequest, "unexpected data"},
 			{"not JSON", path, `value=x`, http.StatusBadRequest, "body must be"},
 			{"a number", path, `{"value": 3}`, http.StatusBadRequest, "string or null"},
-			{"too big", path, `{"value": "` + strings.Repeat("x", 8<<10) + `"}`, http.StatusBadRequest, "larger than"},
+			{"too big", path, `{"value": "` + strings.Repeat("x", 8<<10) + `"}`, http.StatusRequestEntityTooLarge, "larger than"},
 			{"unknown provider", pathOverrides + "/openai/context-1m-2025-08-07", `{"value": null}`, http.StatusBadRequest, `provider "openai"`},
 			{"name with a comma", path, `{"value": "a,b"}`, http.StatusBadRequest, "comma"},
 		} {

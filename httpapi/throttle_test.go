@@ -80,8 +80,7 @@ func withKey(key string, more ...string) []string {
 }
 
 // Wrong keys from one address are answered 401 up to the burst, then 429
-// with Retry-After, whatever the key: a right guess gets the same 429. A key
-// that already worked from that address still works; missing keys are not
+// with Retry-After; valid keys are never throttled; missing keys are not
 // counted; the bucket refills with time.
 func TestFailedLoginThrottle(t *testing.T) {
 	clk := newClock()
@@ -97,6 +96,7 @@ func TestFailedLoginThrottle(t *testing.T) {
 	}
 
 	r := c.get(withKey("sk-wrong-10")...)
+	assert.Contains(t, string(r.body), `"detail"`, "LiteLLM's route answers in LiteLLM's error shape, 429 included")
 	e := assertError(t, r, http.StatusTooManyRequests)
 	assert.Equal(t, "rate_limited", e.Type)
 	assert.Equal(t, "6", r.header.Get("Retry-After"))
