@@ -146,7 +146,7 @@ func (d *daemon) startNATS(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BETASYNC_NATS_LISTEN=%q: %w", d.cfg.natsListen, err)
 	}
-	d.onStop(func(context.Context) { stopServer(srv, d.log) })
+	d.onStop(func(ctx context.Context) { stopServer(ctx, srv, d.log) })
 	d.url = srv.ClientURL()
 	d.log.Info("embedded NATS server started", "url", d.url, "jetstream_dir", d.cfg.dataDir)
 	return nil
@@ -227,7 +227,14 @@ func (d *daemon) startWorker(ctx context.Context) error {
 			d.log.Error("worker stopped", "err", err)
 		}
 	}()
-	d.onStop(func(context.Context) { cancel(); <-done }) // Run's own work is bounded by the fetch timeout
+	d.onStop(func(ctx context.Context) {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			d.log.Warn("the worker did not stop within BETASYNC_SHUTDOWN_TIMEOUT; the lease expires after its TTL")
+		}
+	})
 
 	//nolint:contextcheck // long-lived: each command gets its own timeout; the service stops on Stop
 	svc, err := publisher.Serve(d.nc, w, publisher.ServiceConfig{
@@ -331,10 +338,16 @@ func (d *daemon) ready(ctx context.Context) error {
 	return nil
 }
 
-func stopServer(srv *server.Server, log *slog.Logger) {
+func stopServer(ctx context.Context, srv *server.Server, log *slog.Logger) {
 	srv.Shutdown()
-	srv.WaitForShutdown()
-	log.Info("embedded NATS stopped")
+	stopped := make(chan struct{})
+	go func() { srv.WaitForShutdown(); close(stopped) }()
+	select {
+	case <-stopped:
+		log.Info("embedded NATS stopped")
+	case <-ctx.Done():
+		log.Warn("the embedded NATS server did not stop within BETASYNC_SHUTDOWN_TIMEOUT")
+	}
 }
 
 // serviceVersion is the micro service version: semver required.

@@ -46,6 +46,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "validate":
 		return runValidate(args[2:], stdout)
 	case "keygen":
+		if len(args) > 2 {
+			if isHelp(args[2]) {
+				_, err := io.WriteString(stdout, "usage: betasync keygen\n\nPrints a new signing key: BETASYNC_SIGNING_SEED (secret, for the workers)\nand BETASYNC_TRUSTED_KEYS (public, for the pods).\n")
+				return err
+			}
+			return usageError{fmt.Sprintf("keygen takes no arguments, got %q", args[2])}
+		}
 		return runKeygen(stdout)
 	case "version", "-version", "--version":
 		if len(args) > 2 && !isHelp(args[2]) {
