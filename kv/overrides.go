@@ -32,7 +32,7 @@ func (s *OverrideStore) Get(ctx context.Context) (betasync.Overrides, uint64, er
 	}
 	o := betasync.Overrides{}
 	if err := json.Unmarshal(e.Value(), &o); err != nil {
-		return nil, 0, fmt.Errorf("kv: overrides revision %d are corrupt: %w", e.Revision(), err)
+		return nil, e.Revision(), &CorruptOverridesError{Revision: e.Revision(), Value: e.Value(), Reason: err.Error()}
 	}
 	if o == nil {
 		o = betasync.Overrides{}
@@ -40,11 +40,26 @@ func (s *OverrideStore) Get(ctx context.Context) (betasync.Overrides, uint64, er
 	return o, e.Revision(), nil
 }
 
+// CorruptOverridesError is a stored overrides record that does not
+// decode. Get returns it with the record's revision; Update writes over it,
+// starting from the set the caller recovered (see Update).
+type CorruptOverridesError struct {
+	Revision uint64
+	Value    []byte
+	Reason   string
+}
+
+func (e *CorruptOverridesError) Error() string {
+	return fmt.Sprintf("kv: overrides revision %d are corrupt: %s", e.Revision, e.Reason)
+}
+
 // Update applies fn to the stored overrides and writes the result by
 // compare-and-swap, retrying on a lost race; it returns what it wrote. fn
 // may return an error to abort without writing; it may be called more than
-// once.
-func (s *OverrideStore) Update(ctx context.Context, fn func(betasync.Overrides) error) (betasync.Overrides, error) {
+// once. When the stored record is corrupt, fn starts from a copy of
+// recovered (the overrides the caller knows were last applied) and the
+// result is written over it.
+func (s *OverrideStore) Update(ctx context.Context, recovered betasync.Overrides, fn func(betasync.Overrides) error) (betasync.Overrides, error) {
 	const attempts = 32
 	for attempt := range attempts {
 		if attempt > 0 {
@@ -55,6 +70,14 @@ func (s *OverrideStore) Update(ctx context.Context, fn func(betasync.Overrides) 
 			}
 		}
 		o, rev, err := s.Get(ctx)
+		if _, corrupt := errors.AsType[*CorruptOverridesError](err); corrupt {
+			o, err = betasync.Overrides{}, nil
+			for p, betas := range recovered {
+				for beta, v := range betas {
+					o.Set(p, beta, v)
+				}
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

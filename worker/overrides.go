@@ -2,12 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/kv"
 )
 
 // storeAttempts bounds the compare-and-swap attempts of one mapping write
@@ -37,9 +39,9 @@ func backoff(ctx context.Context, attempt int) error {
 // read sees its change, or its version is stored after the one this caller
 // read and this caller's compare-and-swap fails and retries.
 func (w *Worker) mergeOverrides(ctx context.Context, base *betasync.Snapshot) (*betasync.Snapshot, error) {
-	o, _, err := w.overrides.Get(ctx)
+	o, err := w.readOverrides(ctx)
 	if err != nil {
-		return nil, betasync.Errorf(betasync.EUNAVAILABLE, "reading the overrides: %v", err)
+		return nil, err
 	}
 	if o.Len() == 0 && len(base.Overrides) == 0 {
 		return base, nil
@@ -52,6 +54,28 @@ func (w *Worker) mergeOverrides(ctx context.Context, base *betasync.Snapshot) (*
 		w.log.Warn("override not applied: its provider has no section in the mapping", "provider", s.Provider, "beta", s.Beta)
 	}
 	return next, nil
+}
+
+// readOverrides returns the stored overrides. When their record is corrupt
+// it returns the overrides the stored version carries (the last ones
+// applied), so that no write is blocked and no override silently lost; the
+// next override change writes a valid record over it.
+func (w *Worker) readOverrides(ctx context.Context) (betasync.Overrides, error) {
+	o, _, err := w.overrides.Get(ctx)
+	corrupt, isCorrupt := errors.AsType[*kv.CorruptOverridesError](err)
+	if !isCorrupt {
+		if err != nil {
+			return nil, betasync.Errorf(betasync.EUNAVAILABLE, "reading the overrides: %v", err)
+		}
+		return o, nil
+	}
+	recovered := betasync.Overrides{}
+	if latest, _, err := w.stored(ctx); err == nil && latest != nil {
+		recovered = latest.Overrides.Values()
+	}
+	w.log.Warn("the overrides record is corrupt; using the overrides the stored version carries until an override change rewrites it",
+		"revision", corrupt.Revision, "err", corrupt.Reason, "stored", truncate(string(corrupt.Value), 512), "recovered", recovered.Len())
+	return recovered, nil
 }
 
 // logRedundant warns about overrides the upstream document now agrees with.
@@ -80,7 +104,7 @@ func (w *Worker) SetOverride(ctx context.Context, provider, beta string, value *
 	if err != nil {
 		return betasync.OverrideResult{}, err
 	}
-	o, err := w.overrides.Update(ctx, func(o betasync.Overrides) error {
+	o, err := w.overrides.Update(ctx, latest.Overrides.Values(), func(o betasync.Overrides) error {
 		o.Set(section, beta, value)
 		return nil
 	})
@@ -101,7 +125,11 @@ func (w *Worker) DeleteOverride(ctx context.Context, provider, beta string) (bet
 		return betasync.OverrideResult{}, err
 	}
 	section := provider
-	o, err := w.overrides.Update(ctx, func(o betasync.Overrides) error {
+	var recovered betasync.Overrides
+	if latest != nil {
+		recovered = latest.Overrides.Values()
+	}
+	o, err := w.overrides.Update(ctx, recovered, func(o betasync.Overrides) error {
 		if o.Delete(provider, beta) {
 			return nil
 		}
@@ -125,9 +153,9 @@ func (w *Worker) DeleteOverride(ctx context.Context, provider, beta string) (bet
 // ListOverrides returns the stored overrides and those the current version
 // does not carry.
 func (w *Worker) ListOverrides(ctx context.Context) (betasync.OverrideList, error) {
-	o, _, err := w.overrides.Get(ctx)
+	o, err := w.readOverrides(ctx)
 	if err != nil {
-		return betasync.OverrideList{}, storeErr("reading the overrides", err)
+		return betasync.OverrideList{}, err
 	}
 	latest, _, err := w.stored(ctx)
 	if err != nil {

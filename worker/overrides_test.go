@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,4 +385,51 @@ func TestOverridesOnCluster(t *testing.T) {
 		waitFor(t, func() bool { return pod.Current().Version == res.Version }, "pod %d applies the deletion", i)
 		assert.Nil(t, lookup(pod.Current(), "bedrock", "context-1m-2025-08-07"))
 	}
+}
+
+// TestCorruptOverridesRecord: an overrides record that does not decode
+// blocked every reload and override change (503) and start-up. Now the
+// overrides the stored version carries stand in for it, and the next
+// override change writes a valid record over it, keeping them.
+func TestCorruptOverridesRecord(t *testing.T) {
+	srv := natstest.Start(t)
+	n := connect(t, srv)
+	var flip atomic.Bool
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if flip.Load() {
+			serve(docSmall)(w, r)
+		} else {
+			serve(docUpstream)(w, r)
+		}
+	})
+	var log logs
+	w := newWorker(t, n, worker.Config{URL: up.URL, Logger: log.Logger()})
+	ctx := t.Context()
+	_, err := w.Reload(ctx)
+	require.NoError(t, err)
+	_, err = w.SetOverride(ctx, "bedrock", "context-1m-2025-08-07", nil)
+	require.NoError(t, err)
+
+	js, err := jetstream.New(n.NC)
+	require.NoError(t, err)
+	state, err := js.KeyValue(ctx, kv.BucketState)
+	require.NoError(t, err)
+	_, err = state.Put(ctx, kv.KeyOverrides, []byte(`not json`))
+	require.NoError(t, err)
+
+	flip.Store(true)
+	res, err := w.Reload(ctx)
+	require.NoError(t, err, "a reload is not blocked")
+	assert.True(t, res.Changed)
+	assert.True(t, log.Contains("the overrides record is corrupt"))
+	latest, err := n.Store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, latest.Overrides.Values()["bedrock"], "context-1m-2025-08-07", "the override still applies")
+
+	_, err = w.SetOverride(ctx, "anthropic", "context-1m-2025-08-07", nil)
+	require.NoError(t, err, "an override change repairs the record")
+	list, err := w.ListOverrides(ctx)
+	require.NoError(t, err)
+	assert.Contains(t, list.Overrides["bedrock"], "context-1m-2025-08-07", "the recovered override is kept")
+	assert.Contains(t, list.Overrides["anthropic"], "context-1m-2025-08-07")
 }
