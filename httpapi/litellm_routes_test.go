@@ -132,7 +132,7 @@ func newLiteLLMAPI(t *testing.T, cmds *publisher.Client, mapping httpapi.Mapping
 			if err != nil {
 				return betasync.ScheduleStatus{}, err
 			}
-			return worker.StatusFromKV(ctx, js)
+			return worker.StatusFromKV(ctx, js, nil)
 		},
 	}))
 	t.Cleanup(api.Close)

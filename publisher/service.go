@@ -26,6 +26,10 @@ type ServiceConfig struct {
 	MaxInFlight int
 }
 
+// replyMargin is taken off a caller's deadline, so that a command that
+// finishes just in time still has its reply reach the caller.
+const replyMargin = 100 * time.Millisecond
+
 // DefaultMaxInFlight is generous on purpose: concurrent reloads are
 // coalesced, so a burst of them costs one parked goroutine each, not a fetch
 // each, and should be answered rather than refused.
@@ -172,6 +176,10 @@ func (s *Service) async(name string, serve func(ctx context.Context, cmd betasyn
 		if progress {
 			s.progress(reply, "ack")
 		}
+		if !deadline.IsZero() {
+			// Leave the reply time to reach the caller before it gives up.
+			deadline = deadline.Add(-replyMargin)
+		}
 		if deadline.IsZero() || deadline.After(now.Add(s.cfg.Timeout)) {
 			deadline = now.Add(s.cfg.Timeout)
 		}
@@ -187,7 +195,7 @@ func (s *Service) async(name string, serve func(ctx context.Context, cmd betasyn
 			close(done)
 			switch {
 			case err == nil:
-			case s.base.Err() != nil:
+			case s.base.Err() != nil && (betasync.ErrorCode(err) == betasync.EINTERNAL || betasync.ErrorCode(err) == betasync.EUNAVAILABLE):
 				err = betasync.Errorf(betasync.EUNAVAILABLE, "replica %s stopped before the command finished; it may or may not have taken effect", s.cfg.ReplicaID)
 			case ctx.Err() != nil && betasync.ErrorCode(err) == betasync.EINTERNAL:
 				err = betasync.Errorf(betasync.EUNAVAILABLE, "%s did not finish in time on replica %s", subject, s.cfg.ReplicaID)

@@ -36,6 +36,12 @@ type flight struct {
 // do joins the next reload and waits for its result or ctx.
 func (c *coalescer) do(ctx context.Context) (betasync.ReloadResult, error) {
 	c.mu.Lock()
+	if c.life != nil && c.life.Err() != nil {
+		// The worker has stopped: its WaitGroup no longer waits for a
+		// runner started now.
+		c.mu.Unlock()
+		return betasync.ReloadResult{}, betasync.Errorf(betasync.EUNAVAILABLE, "this worker has stopped")
+	}
 	f := c.next
 	if cur := c.current; f == nil && cur != nil && !cur.fetching {
 		f = cur

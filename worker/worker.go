@@ -554,7 +554,8 @@ func (w *Worker) Status(ctx context.Context) (betasync.ScheduleStatus, error) {
 // StatusFromKV binds to the buckets without creating them and reads the
 // status (ReadStatus). Buckets that do not exist yet mean no worker ever
 // started, so nothing was scheduled: the empty status.
-func StatusFromKV(ctx context.Context, js jetstream.JetStream) (betasync.ScheduleStatus, error) {
+// With v set, a stored version v rejects is left out, as a worker does.
+func StatusFromKV(ctx context.Context, js jetstream.JetStream, v *betasync.Verifier) (betasync.ScheduleStatus, error) {
 	store, err := kv.Open(ctx, js)
 	if betasync.ErrorCode(err) == betasync.ENOTFOUND {
 		return betasync.ScheduleStatus{}, nil
@@ -562,6 +563,7 @@ func StatusFromKV(ctx context.Context, js jetstream.JetStream) (betasync.Schedul
 	if err != nil {
 		return betasync.ScheduleStatus{}, storeErr("opening the buckets", err)
 	}
+	store.Mappings = store.Mappings.WithVerifier(v)
 	return ReadStatus(ctx, store)
 }
 

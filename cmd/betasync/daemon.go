@@ -365,5 +365,5 @@ func (d *daemon) readStatus(ctx context.Context) (betasync.ScheduleStatus, error
 	if err != nil {
 		return betasync.ScheduleStatus{}, err
 	}
-	return worker.StatusFromKV(ctx, js)
+	return worker.StatusFromKV(ctx, js, d.cfg.verifier)
 }
