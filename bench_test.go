@@ -2,11 +2,10 @@ package betasync_test
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/litellmstyle"
 )
 
 func BenchmarkAppendBetas(b *testing.B) {
@@ -105,19 +104,7 @@ func BenchmarkLiteLLMStyleBaseline(b *testing.B) {
 	var out []string
 	b.ReportAllocs()
 	for b.Loop() {
-		set := map[string]struct{}{}
-		for _, item := range strings.Split(claudeCodeHeader, ",") { //nolint:modernize // Python's split builds the list too
-
-			item = strings.TrimSpace(item)
-			if name, ok := section[item]; ok && name != nil {
-				set[*name] = struct{}{}
-			}
-		}
-		out = out[:0]
-		for name := range set {
-			out = append(out, name)
-		}
-		slices.Sort(out)
+		out = litellmstyle.Filter(section, claudeCodeHeader, out)
 	}
 	if len(out) != 3 {
 		b.Fatalf("got %q", out)

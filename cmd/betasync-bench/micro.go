@@ -4,12 +4,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/betasync/betasync"
+	"github.com/betasync/betasync/internal/litellmstyle"
 )
 
 // claudeCodeHeader is what Claude Code sends (as in the root package's
@@ -29,24 +28,6 @@ func bench(repeat int, fn, baseline func(*testing.B)) (ns, allocs, baseNs, baseA
 	return median(a), median(aa), median(b), median(ba)
 }
 
-// litellmStyle transcribes LiteLLM's filter (split, strip, look up in the
-// section as written, skip null, collect in a set, sort).
-func litellmStyle(section map[string]*string, header string, out []string) []string {
-	set := map[string]struct{}{}
-	for _, item := range strings.Split(header, ",") { //nolint:modernize // Python's split builds the list too
-		item = strings.TrimSpace(item)
-		if name, ok := section[item]; ok && name != nil {
-			set[*name] = struct{}{}
-		}
-	}
-	out = out[:0]
-	for name := range set {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func microRows(t *table, doc []byte, repeat int) {
 	testing.Init()
 	_ = flag.Set("test.benchtime", "300ms")
@@ -64,7 +45,7 @@ func microRows(t *table, doc []byte, repeat int) {
 		b.ReportAllocs()
 		var out []string
 		for b.Loop() {
-			out = litellmStyle(section, claudeCodeHeader, out)
+			out = litellmstyle.Filter(section, claudeCodeHeader, out)
 		}
 	}
 	parallel := func(b *testing.B) {
@@ -81,7 +62,7 @@ func microRows(t *table, doc []byte, repeat int) {
 		b.RunParallel(func(pb *testing.PB) {
 			var out []string
 			for pb.Next() {
-				out = litellmStyle(section, claudeCodeHeader, out)
+				out = litellmstyle.Filter(section, claudeCodeHeader, out)
 			}
 		})
 	}
