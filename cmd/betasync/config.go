@@ -93,110 +93,38 @@ type config struct {
 // loadConfig reads and checks the environment. Every error names the
 // variable at fault.
 func loadConfig(getenv func(string) string) (config, error) {
-	env := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		for _, e := range envVars {
-			if e.name == name && !strings.HasPrefix(e.def, "<") {
-				return e.def
-			}
-		}
-		return ""
-	}
-	var errs []string
-	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	duration := func(name string) time.Duration {
-		d, err := time.ParseDuration(env(name))
-		if err != nil || d <= 0 {
-			fail("%s=%q: want a positive duration such as 10s", name, getenv(name))
-		}
-		return d
-	}
+	r := &reader{getenv: getenv}
 	c := config{
-		url:          env("LITELLM_ANTHROPIC_BETA_HEADERS_URL"),
-		localFile:    env("BETASYNC_LOCAL_CONFIG"),
+		url:          r.env("LITELLM_ANTHROPIC_BETA_HEADERS_URL"),
+		localFile:    r.env("BETASYNC_LOCAL_CONFIG"),
 		masterKey:    strings.TrimSpace(getenv("LITELLM_MASTER_KEY")), // a Secret from a file ends in a newline; clients' keys are trimmed too
-		keysFile:     env("BETASYNC_KEYS_FILE"),
-		natsURL:      env("NATS_URL"),
-		natsUser:     env("NATS_USER"),
+		keysFile:     r.env("BETASYNC_KEYS_FILE"),
+		natsURL:      r.env("NATS_URL"),
+		natsUser:     r.env("NATS_USER"),
 		natsPassword: getenv("NATS_PASSWORD"),
 		natsToken:    getenv("NATS_TOKEN"),
-		natsCreds:    env("NATS_CREDS"),
-		natsCA:       env("NATS_CA"),
-		natsCert:     env("NATS_CERT"),
-		natsKey:      env("NATS_KEY"),
-		natsListen:   env("BETASYNC_NATS_LISTEN"),
-		dataDir:      env("BETASYNC_DATA_DIR"),
-		httpAddr:     env("BETASYNC_HTTP_ADDR"),
-		replicaID:    env("BETASYNC_REPLICA_ID"),
-	}
-	c.connectTimeout = duration("BETASYNC_NATS_CONNECT_TIMEOUT")
-	c.fetchTimeout = duration("BETASYNC_FETCH_TIMEOUT")
-	c.checkInterval = duration("BETASYNC_CHECK_INTERVAL")
-	c.lockTTL = duration("BETASYNC_LOCK_TTL")
-	c.shutdown = duration("BETASYNC_SHUTDOWN_TIMEOUT")
-	c.fleetWindow = duration("BETASYNC_FLEET_WINDOW")
-	if c.fleetWindow > 10*time.Second {
-		fail("BETASYNC_FLEET_WINDOW=%q: at most 10s", getenv("BETASYNC_FLEET_WINDOW"))
-	}
-	if c.lockTTL > 0 && c.lockTTL < time.Second {
-		fail("BETASYNC_LOCK_TTL=%q: must be at least 1s", getenv("BETASYNC_LOCK_TTL"))
-	}
+		natsCreds:    r.env("NATS_CREDS"),
+		natsCA:       r.env("NATS_CA"),
+		natsCert:     r.env("NATS_CERT"),
+		natsKey:      r.env("NATS_KEY"),
+		natsListen:   r.env("BETASYNC_NATS_LISTEN"),
+		dataDir:      r.env("BETASYNC_DATA_DIR"),
+		httpAddr:     r.env("BETASYNC_HTTP_ADDR"),
+		replicaID:    r.env("BETASYNC_REPLICA_ID"),
 
-	switch v := strings.ToLower(env("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS")); v {
-	case "true", "1", "yes":
-		c.localOnly = true
-	case "false", "0", "no":
-	default:
-		fail("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=%q: want True or False", v)
+		connectTimeout: r.duration("BETASYNC_NATS_CONNECT_TIMEOUT", 0, 0),
+		fetchTimeout:   r.duration("BETASYNC_FETCH_TIMEOUT", 0, 0),
+		checkInterval:  r.duration("BETASYNC_CHECK_INTERVAL", 0, 0),
+		lockTTL:        r.duration("BETASYNC_LOCK_TTL", time.Second, 0),
+		shutdown:       r.duration("BETASYNC_SHUTDOWN_TIMEOUT", 0, 0),
+		fleetWindow:    r.duration("BETASYNC_FLEET_WINDOW", 0, 10*time.Second),
+		localOnly:      r.boolean("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS"),
+		publicConfig:   r.boolean("BETASYNC_PUBLIC_CONFIG"),
+		kvReplicas:     r.integer("BETASYNC_KV_REPLICAS", 1, 5, ""),
+		history:        r.integer("BETASYNC_HISTORY", 32, 64, " versions (JetStream KV keeps at most 64)"),
+		trustedProxies: r.prefixes("BETASYNC_TRUSTED_PROXIES"),
 	}
-	for p := range strings.SplitSeq(env("BETASYNC_TRUSTED_PROXIES"), ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		prefix, err := netip.ParsePrefix(p)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				fail("BETASYNC_TRUSTED_PROXIES=%q: %q is not an IP or a CIDR", getenv("BETASYNC_TRUSTED_PROXIES"), p)
-				continue
-			}
-			prefix = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		c.trustedProxies = append(c.trustedProxies, prefix)
-	}
-	switch v := strings.ToLower(env("BETASYNC_PUBLIC_CONFIG")); v {
-	case "true", "1", "yes":
-		c.publicConfig = true
-	case "false", "0", "no":
-	default:
-		fail("BETASYNC_PUBLIC_CONFIG=%q: want True or False", v)
-	}
-	for role := range strings.SplitSeq(env("BETASYNC_ROLES"), ",") {
-		switch strings.TrimSpace(role) {
-		case "api":
-			c.api = true
-		case "worker":
-			c.worker = true
-		case "":
-		default:
-			fail("BETASYNC_ROLES=%q: roles are api and worker", getenv("BETASYNC_ROLES"))
-		}
-	}
-	if !c.api && !c.worker {
-		fail("BETASYNC_ROLES=%q: name at least one of api, worker", getenv("BETASYNC_ROLES"))
-	}
-	n, err := strconv.Atoi(env("BETASYNC_KV_REPLICAS"))
-	if err != nil || n < 1 || n > 5 {
-		fail("BETASYNC_KV_REPLICAS=%q: want 1 to 5", getenv("BETASYNC_KV_REPLICAS"))
-	}
-	c.kvReplicas = n
-	h, err := strconv.Atoi(env("BETASYNC_HISTORY"))
-	if err != nil || h < 32 || h > 64 {
-		fail("BETASYNC_HISTORY=%q: want 32 to 64 versions (JetStream KV keeps at most 64)", getenv("BETASYNC_HISTORY"))
-	}
-	c.history = h
+	c.api, c.worker = r.roles("BETASYNC_ROLES")
 	if c.replicaID == "" {
 		host, err := os.Hostname()
 		if err != nil {
@@ -204,27 +132,127 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.replicaID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	switch c.logFormat = strings.ToLower(env("BETASYNC_LOG_FORMAT")); c.logFormat {
+	switch c.logFormat = strings.ToLower(r.env("BETASYNC_LOG_FORMAT")); c.logFormat {
 	case "auto", "text", "json":
 	default:
-		fail("BETASYNC_LOG_FORMAT=%q: want auto, text or json", getenv("BETASYNC_LOG_FORMAT"))
+		r.fail("BETASYNC_LOG_FORMAT=%q: want auto, text or json", getenv("BETASYNC_LOG_FORMAT"))
 	}
-	if err := c.logLevel.UnmarshalText([]byte(env("BETASYNC_LOG_LEVEL"))); err != nil {
-		fail("BETASYNC_LOG_LEVEL=%q: want debug, info, warn or error", getenv("BETASYNC_LOG_LEVEL"))
+	if err := c.logLevel.UnmarshalText([]byte(r.env("BETASYNC_LOG_LEVEL"))); err != nil {
+		r.fail("BETASYNC_LOG_LEVEL=%q: want debug, info, warn or error", getenv("BETASYNC_LOG_LEVEL"))
 	}
-	c.signer, c.verifier = signing(getenv, fail)
+	c.signer, c.verifier = signing(getenv, r.fail)
 	if (c.natsCert == "") != (c.natsKey == "") {
-		fail("NATS_CERT and NATS_KEY go together")
+		r.fail("NATS_CERT and NATS_KEY go together")
 	}
 	if c.natsURL == "" && c.dataDir != "" {
 		if err := checkWritableDir(c.dataDir); err != nil {
-			fail("BETASYNC_DATA_DIR=%q: %v", c.dataDir, err)
+			r.fail("BETASYNC_DATA_DIR=%q: %v", c.dataDir, err)
 		}
 	}
-	if len(errs) > 0 {
-		return config{}, fmt.Errorf("invalid settings:\n  %s", strings.Join(errs, "\n  "))
+	if len(r.errs) > 0 {
+		return config{}, fmt.Errorf("invalid settings:\n  %s", strings.Join(r.errs, "\n  "))
 	}
 	return c, nil
+}
+
+// reader reads variables, with envVars' defaults, and collects every
+// error, each naming its variable.
+type reader struct {
+	getenv func(string) string
+	errs   []string
+}
+
+func (r *reader) fail(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// env returns the variable, trimmed, or its default.
+func (r *reader) env(name string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	for _, e := range envVars {
+		if e.name == name && !strings.HasPrefix(e.def, "<") {
+			return e.def
+		}
+	}
+	return ""
+}
+
+// duration reads a positive duration, at least least and at most most
+// (0: no bound).
+func (r *reader) duration(name string, least, most time.Duration) time.Duration {
+	d, err := time.ParseDuration(r.env(name))
+	switch {
+	case err != nil || d <= 0:
+		r.fail("%s=%q: want a positive duration such as 10s", name, r.getenv(name))
+	case least > 0 && d < least:
+		r.fail("%s=%q: must be at least %s", name, r.getenv(name), least)
+	case most > 0 && d > most:
+		r.fail("%s=%q: at most %s", name, r.getenv(name), most)
+	}
+	return d
+}
+
+// boolean reads True or False, as LiteLLM writes them (and 1/0, yes/no).
+func (r *reader) boolean(name string) bool {
+	switch v := strings.ToLower(r.env(name)); v {
+	case "true", "1", "yes":
+		return true
+	case "false", "0", "no":
+	default:
+		r.fail("%s=%q: want True or False", name, v)
+	}
+	return false
+}
+
+// integer reads a whole number from least to most; what says what it counts.
+func (r *reader) integer(name string, least, most int, what string) int {
+	n, err := strconv.Atoi(r.env(name))
+	if err != nil || n < least || n > most {
+		r.fail("%s=%q: want %d to %d%s", name, r.getenv(name), least, most, what)
+	}
+	return n
+}
+
+// prefixes reads comma-separated IPs or CIDRs.
+func (r *reader) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for p := range strings.SplitSeq(r.env(name), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				r.fail("%s=%q: %q is not an IP or a CIDR", name, r.getenv(name), p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, prefix)
+	}
+	return out
+}
+
+// roles reads BETASYNC_ROLES: api, worker, or both.
+func (r *reader) roles(name string) (api, worker bool) {
+	for role := range strings.SplitSeq(r.env(name), ",") {
+		switch strings.TrimSpace(role) {
+		case "api":
+			api = true
+		case "worker":
+			worker = true
+		case "":
+		default:
+			r.fail("%s=%q: roles are api and worker", name, r.getenv(name))
+		}
+	}
+	if !api && !worker {
+		r.fail("%s=%q: name at least one of api, worker", name, r.getenv(name))
+	}
+	return api, worker
 }
 
 // checkWritableDir creates dir if needed and proves it is writable.

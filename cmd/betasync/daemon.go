@@ -189,33 +189,9 @@ func (d *daemon) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(worker.Config{
-		ReplicaID:     d.cfg.replicaID,
-		URL:           d.cfg.url,
-		LocalOnly:     d.cfg.localOnly,
-		LocalFile:     d.cfg.localFile,
-		FetchTimeout:  d.cfg.fetchTimeout,
-		CheckInterval: d.cfg.checkInterval,
-		FleetWindow:   d.cfg.fleetWindow,
-		UserAgent:     "betasync/" + version + " (+https://github.com/betasync/betasync)",
-		Logger:        d.log.With("component", "worker"),
-	}, worker.Deps{
-		Store: store,
-		Announce: func(ctx context.Context, snap *betasync.Snapshot) error {
-			// The fleet first: the announcement waits on nothing in this
-			// process. Then this process's own subscriber, at once and
-			// without decoding the version a second time.
-			err := publisher.Announce(ctx, d.nc, snap)
-			d.sub.Offer(snap)
-			return err
-		},
-		Metrics: d.met,
-		Fleet: func(ctx context.Context) ([]betasync.PodStatus, error) {
-			return publisher.Fleet(ctx, d.nc, d.cfg.fleetWindow)
-		},
-	})
+	w, err := d.newWorker(store)
 	if err != nil {
-		return fmt.Errorf("LITELLM_ANTHROPIC_BETA_HEADERS_URL / BETASYNC_LOCAL_CONFIG: %w", err)
+		return err
 	}
 	// The worker outlives ctx: it stops when its step is undone, after the
 	// command service, so commands in flight finish first.
@@ -252,6 +228,41 @@ func (d *daemon) startWorker(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// newWorker builds the worker on store: it announces on the replica's
+// connection, hands each version to the replica's own subscriber, and asks
+// the pods for the fleet view.
+func (d *daemon) newWorker(store *kv.Store) (*worker.Worker, error) {
+	w, err := worker.New(worker.Config{
+		ReplicaID:     d.cfg.replicaID,
+		URL:           d.cfg.url,
+		LocalOnly:     d.cfg.localOnly,
+		LocalFile:     d.cfg.localFile,
+		FetchTimeout:  d.cfg.fetchTimeout,
+		CheckInterval: d.cfg.checkInterval,
+		FleetWindow:   d.cfg.fleetWindow,
+		UserAgent:     "betasync/" + version + " (+https://github.com/betasync/betasync)",
+		Logger:        d.log.With("component", "worker"),
+	}, worker.Deps{
+		Store: store,
+		Announce: func(ctx context.Context, snap *betasync.Snapshot) error {
+			// The fleet first: the announcement waits on nothing in this
+			// process. Then this process's own subscriber, at once and
+			// without decoding the version a second time.
+			err := publisher.Announce(ctx, d.nc, snap)
+			d.sub.Offer(snap)
+			return err
+		},
+		Metrics: d.met,
+		Fleet: func(ctx context.Context) ([]betasync.PodStatus, error) {
+			return publisher.Fleet(ctx, d.nc, d.cfg.fleetWindow)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("LITELLM_ANTHROPIC_BETA_HEADERS_URL / BETASYNC_LOCAL_CONFIG: %w", err)
+	}
+	return w, nil
 }
 
 // ensureBuckets creates or updates the KV buckets. JetStream may still be
