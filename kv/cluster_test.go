@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -79,4 +80,44 @@ func TestReplicatedBucketsOnACluster(t *testing.T) {
 		assert.Zero(t, sch.IntervalHours)
 		assert.Equal(t, tokenB, sch.Fence)
 	})
+}
+
+// TestSignedWritesOnACluster: signed versions are written with the
+// stream's next sequence expected (and the key's revision); on a cluster
+// with 3 replicas, of two writers that read the same revision exactly one
+// wins, the loser sees a conflict, and every stored version verifies under
+// its revision.
+func TestSignedWritesOnACluster(t *testing.T) {
+	nodes := natstest.StartCluster(t, 3)
+	ctx := t.Context()
+	kp, err := nkeys.CreateUser()
+	require.NoError(t, err)
+	seed, err := kp.Seed()
+	require.NoError(t, err)
+	signer, err := betasync.NewSigner(string(seed))
+	require.NoError(t, err)
+	verifier, err := betasync.NewVerifier(signer.PublicKey())
+	require.NoError(t, err)
+	cfg := kv.Config{Replicas: 3, LockTTL: 2 * time.Second, Signer: signer, Verifier: verifier}
+	_, js1 := nodes[0].JetStream(t)
+	_, js2 := nodes[2].JetStream(t)
+	a, err := kv.Ensure(ctx, js1, cfg)
+	require.NoError(t, err)
+	b, err := kv.Ensure(ctx, js2, cfg)
+	require.NoError(t, err)
+
+	first, err := a.Mappings.Put(ctx, envelope(t, 0), 0)
+	require.NoError(t, err)
+	expected := first
+	for round := 1; round <= 10; round++ {
+		_, errA := a.Mappings.Put(ctx, envelope(t, 2*round), expected)
+		_, errB := b.Mappings.Put(ctx, envelope(t, 2*round+1), expected)
+		require.NoError(t, errA, "round %d", round)
+		assert.Equal(t, betasync.ECONFLICT, betasync.ErrorCode(errB), "round %d: the second writer read the same revision: %v", round, errB)
+		latest, err := b.Mappings.Latest(ctx)
+		require.NoError(t, err, "the stored version verifies under its revision")
+		assert.Equal(t, envelope(t, 2*round).Hash(), latest.Hash())
+		assert.Equal(t, signer.PublicKey(), latest.Signer)
+		expected = latest.Version
+	}
 }
