@@ -145,6 +145,7 @@ type reply struct {
 	status int
 	header http.Header
 	body   []byte
+	path   string // the request's path, which decides the error shape
 }
 
 // auth sets an API key on a request.
@@ -175,7 +176,7 @@ func (e *env) doWith(t *testing.T, method, path string, edit func(*http.Request)
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return reply{status: resp.StatusCode, header: resp.Header, body: body}
+	return reply{status: resp.StatusCode, header: resp.Header, body: body, path: req.URL.Path}
 }
 
 // object decodes a JSON object reply, keeping each value raw.
@@ -255,6 +256,16 @@ func assertError(t *testing.T, r reply, status int) apiError {
 	t.Helper()
 	assert.Equal(t, status, r.status, "body: %s", r.body)
 	obj := object(t, r)
+	// LiteLLM's four routes answer FastAPI's {"detail"} (but 401 as
+	// LiteLLM's auth layer does, {"error"}); our routes answer {"error"}.
+	litellm := r.path == pathReload || r.path == pathSchedule || r.path == pathStatus
+	if r.path != "" {
+		if litellm && status != http.StatusUnauthorized {
+			require.Contains(t, obj, "detail", "LiteLLM's route %s answers {\"detail\"}: %s", r.path, r.body)
+		} else {
+			require.NotContains(t, obj, "detail", "route %s answers {\"error\"}: %s", r.path, r.body)
+		}
+	}
 	if d, ok := obj["detail"]; ok {
 		e := apiError{Code: strconv.Itoa(status), Param: json.RawMessage("null")}
 		if status == http.StatusUnprocessableEntity {

@@ -31,7 +31,7 @@ func (e *env) send(t *testing.T, method, path, body string, a auth) reply {
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return reply{status: resp.StatusCode, header: resp.Header, body: data}
+	return reply{status: resp.StatusCode, header: resp.Header, body: data, path: req.URL.Path}
 }
 
 func (e *env) overrides(t *testing.T) betasync.OverrideList {

@@ -72,7 +72,7 @@ func (c *caller) get(headers ...string) reply {
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	assert.NoError(c.t, err)
-	return reply{status: resp.StatusCode, header: resp.Header, body: body}
+	return reply{status: resp.StatusCode, header: resp.Header, body: body, path: req.URL.Path}
 }
 
 func withKey(key string, more ...string) []string {
