@@ -230,7 +230,23 @@ func OpenMappings(ctx context.Context, js jetstream.JetStream, bucket string) (*
 		}
 		return nil, fmt.Errorf("kv: bucket %s: %w", bucket, err)
 	}
-	return &Mappings{kv: b, nc: js.Conn()}, nil
+	return &Mappings{kv: b, nc: js.Conn(), js: js}, nil
+}
+
+// LastRevision returns the bucket stream's last sequence, from its leader
+// (stream info is answered by the leader only, where a direct get may be
+// answered by a follower that lags): no version above it has ever been
+// stored.
+func (m *Mappings) LastRevision(ctx context.Context) (uint64, error) {
+	stream, err := m.js.Stream(ctx, "KV_"+m.kv.Bucket())
+	if err != nil {
+		return 0, fmt.Errorf("kv: the mapping stream: %w", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("kv: the mapping stream: %w", err)
+	}
+	return info.State.LastSeq, nil
 }
 
 // Mappings stores mapping versions.

@@ -98,3 +98,29 @@ func TestBucketsRecreated(t *testing.T) {
 	got := p.waitVersion(t, v1)
 	assert.Equal(t, doc(t, 100).Hash(), got.Hash())
 }
+
+// TestKVReadBelowAVersionKVReached: a read that returns less than the
+// version in use, when the stream's leader says KV has reached that
+// version, is taken for a replica that lags: the pod does not go back at
+// once, but reads again, and goes back only if that persists (here it does:
+// the stream's last revision is another key's, and the version in use was
+// forged; only a deleted or foreign key can make it persist).
+func TestKVReadBelowAVersionKVReached(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, js := srv.JetStream(t)
+	store := ensure(t, js)
+	v1 := put(t, store, doc(t, 1), 0)
+	bucket, err := js.KeyValue(t.Context(), kv.BucketConfig)
+	require.NoError(t, err)
+	other, err := bucket.Put(t.Context(), "not-the-mapping", []byte("x"))
+	require.NoError(t, err)
+	p := newPod(t, srv.Connect(t), subscriber.WithResyncInterval(50*time.Millisecond), subscriber.WithConfirmDelay(10*time.Millisecond))
+	p.waitVersion(t, v1)
+
+	announce(t, nc, doc(t, 9), other) // forged, at a revision the stream has reached
+	p.waitVersion(t, other)
+	before := p.Stats().Resyncs
+	got := p.waitVersion(t, v1)
+	assert.Equal(t, doc(t, 1).Hash(), got.Hash(), "when it persists, the pod goes back to KV's version")
+	assert.GreaterOrEqual(t, p.Stats().Resyncs-before, uint64(20), "not at once: it read again, as after a replica that lags")
+}

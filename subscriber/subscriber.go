@@ -85,6 +85,10 @@ func WithVerifier(v *betasync.Verifier) Option { return func(s *Subscriber) { s.
 // JetStream of its own, with the buckets on the hub's domain.
 func WithJetStreamDomain(domain string) Option { return func(s *Subscriber) { s.jsDomain = domain } }
 
+// withConfirmDelay sets the wait before reading again after a lagging
+// replica answered (tests).
+func withConfirmDelay(d time.Duration) Option { return func(s *Subscriber) { s.confirmDelay = d } }
+
 // WithFallback serves m instead of the embedded default until a version
 // arrives from the bus.
 func WithFallback(m *betasync.Mapping) Option { return func(s *Subscriber) { s.fallback = m } }
@@ -99,8 +103,8 @@ type Subscriber struct {
 	// jsDomain is the JetStream domain holding the buckets ("": local).
 	jsDomain string
 	resync   time.Duration
-	// confirmDelay is the wait before the read that confirms that KV does
-	// not hold the version in use.
+	// confirmDelay is the wait before reading again after a replica that
+	// lags answered.
 	confirmDelay time.Duration
 	onUpdate     func(*betasync.Snapshot)
 	verifier     *betasync.Verifier // nil: versions are not verified
@@ -278,24 +282,29 @@ func (s *Subscriber) Close() {
 // holds up events.
 //
 // KV is the authority. A read that returns the version in use confirms it;
-// a newer one is applied; an older one, or the same version with other
-// content, means the version in use is not what KV holds (a forged event,
-// or buckets deleted and recreated): after a second read confirms it, the
-// subscriber goes back to what KV holds. The second read waits a moment, so
-// that a replica that has not yet caught up with the leader cannot turn a
-// pod back by mistake.
+// a newer one is applied. The same version with other content means the
+// version in use is not what KV holds (a forged event): the subscriber goes
+// back to KV's (a revision's content never changes). An older one is
+// checked against the stream's last revision, which only its leader
+// answers: below the version in use, KV never held it (a forged event, or
+// buckets deleted and recreated), and the subscriber goes back at once;
+// otherwise the read came from a replica that lags, and it reads again a
+// moment later (going back only if that persists for lagReads reads, which
+// only a deleted key can cause).
 func (s *Subscriber) loop(ctx context.Context) {
 	defer close(s.done)
 	type read struct {
 		snap *betasync.Snapshot
+		last uint64             // the stream's last revision, from its leader; 0 when unknown
 		held *betasync.Snapshot // the version in use when the read began
 	}
+	const lagReads = 20
 	var (
 		reads   sync.WaitGroup
 		results = make(chan read)
-		reading bool               // a KV read is in flight
-		again   bool               // another read was asked for meanwhile
-		suspect *betasync.Snapshot // the version in use, which the last read did not find in KV
+		reading bool // a KV read is in flight
+		again   bool // another read was asked for meanwhile
+		lagging int  // reads in a row that returned less than the version in use, which KV has reached
 	)
 	defer reads.Wait()
 	resync := func() {
@@ -306,7 +315,7 @@ func (s *Subscriber) loop(ctx context.Context) {
 		reading = true
 		s.resyncs.Add(1)
 		held, delay := s.cur.Load(), time.Duration(0)
-		if suspect != nil {
+		if lagging > 0 {
 			delay = s.confirmDelay
 		}
 		reads.Go(func() {
@@ -316,6 +325,9 @@ func (s *Subscriber) loop(ctx context.Context) {
 				return
 			}
 			r := read{snap: s.readKV(ctx), held: held}
+			if r.snap != nil && r.snap.Version < held.Version {
+				r.last = s.lastRevision(ctx)
+			}
 			select {
 			case results <- r:
 			case <-ctx.Done():
@@ -352,19 +364,19 @@ func (s *Subscriber) loop(ctx context.Context) {
 			switch {
 			case r.snap == nil: // nothing stored, or KV unreadable: keep what is in use
 			case r.snap.Version > cur.Version:
-				suspect = nil
+				lagging = 0
 				s.apply(r.snap, "kv")
 			case r.snap.Version == cur.Version && r.snap.Hash() == cur.Hash():
-				suspect = nil
+				lagging = 0
 				s.confirm(cur)
 			case cur != r.held:
 				again = true // a version was applied while reading: read again
-			case suspect != cur:
-				suspect = cur // KV does not hold the version in use: read again to be sure
-				again = true
-			default:
-				suspect = nil
+			case r.snap.Version == cur.Version, r.last != 0 && r.last < cur.Version, lagging >= lagReads:
+				lagging = 0
 				s.replace(r.snap, cur)
+			default: // a lagging replica answered: read again in a moment
+				lagging++
+				again = true
 			}
 			if again {
 				again = false
@@ -422,10 +434,36 @@ func (s *Subscriber) readKV(ctx context.Context) *betasync.Snapshot {
 	}
 }
 
+// lastRevision returns the mapping stream's last revision, from its
+// leader; 0 when it cannot be read.
+func (s *Subscriber) lastRevision(ctx context.Context) uint64 {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	store, err := s.mappings(rctx)
+	if err != nil {
+		return 0
+	}
+	last, err := store.LastRevision(rctx)
+	if err != nil {
+		return 0
+	}
+	return last
+}
+
 // latest reads the stored version once.
 func (s *Subscriber) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	store, err := s.mappings(rctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.WithVerifier(s.verifier).Latest(rctx)
+}
+
+// mappings binds to the mapping bucket (through the JetStream domain, if
+// one is set).
+func (s *Subscriber) mappings(ctx context.Context) (*kv.Mappings, error) {
 	js, err := jetstream.New(s.nc)
 	if s.jsDomain != "" {
 		js, err = jetstream.NewWithDomain(s.nc, s.jsDomain)
@@ -433,11 +471,7 @@ func (s *Subscriber) latest(ctx context.Context) (*betasync.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := kv.OpenMappings(rctx, js, s.bucket)
-	if err != nil {
-		return nil, err
-	}
-	return store.WithVerifier(s.verifier).Latest(rctx)
+	return kv.OpenMappings(ctx, js, s.bucket)
 }
 
 // applyEvent decodes an announced version, unless it is not newer than the

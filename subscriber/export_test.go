@@ -1,0 +1,4 @@
+package subscriber
+
+// WithConfirmDelay exposes withConfirmDelay to the external tests.
+var WithConfirmDelay = withConfirmDelay
