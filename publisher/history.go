@@ -94,11 +94,7 @@ func serveHistory(ctx context.Context, cmd betasync.Commands, p []byte) (any, er
 }
 
 func serveHistoryGet(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
-	var in versionPayload
-	if err := decode(p, &in); err != nil {
-		return nil, err
-	}
-	v, err := betasync.ParseVersion(text(in.Version))
+	v, err := versionOf(p)
 	if err != nil {
 		return nil, err
 	}
@@ -106,13 +102,18 @@ func serveHistoryGet(ctx context.Context, cmd betasync.Commands, p []byte) (any,
 }
 
 func serveRollback(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
-	var in versionPayload
-	if err := decode(p, &in); err != nil {
-		return nil, err
-	}
-	v, err := betasync.ParseVersion(text(in.Version))
+	v, err := versionOf(p)
 	if err != nil {
 		return nil, err
 	}
 	return cmd.Rollback(ctx, v)
+}
+
+// versionOf reads a {"version": N} payload.
+func versionOf(p []byte) (uint64, error) {
+	var in versionPayload
+	if err := decode(p, &in); err != nil {
+		return 0, err
+	}
+	return betasync.ParseVersion(text(in.Version))
 }
