@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 )
 
 // Command delivery. A request in a queue group goes to one member; if that
@@ -111,7 +110,7 @@ func (c *Client) await(ctx context.Context, sub *nats.Subscription, startBy time
 // admit reads a command's delivery headers. It reports whether to run it
 // (false: it came too late: drop it unanswered), and the deadline to run it
 // by (zero when the caller sent none, as the nats CLI does).
-func admit(h micro.Headers, now time.Time) (run bool, deadline time.Time, progress bool) {
+func admit(h nats.Header, now time.Time) (run bool, deadline time.Time, progress bool) {
 	if v := h.Get(HeaderStartBy); v != "" {
 		startBy, err := time.Parse(time.RFC3339Nano, v)
 		if err == nil && now.After(startBy) {

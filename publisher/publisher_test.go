@@ -373,6 +373,45 @@ func TestServiceDiscoverable(t *testing.T) {
 		require.NoError(t, json.Unmarshal(msg.Data, &info))
 		assert.Len(t, info.Endpoints, len(subjects))
 	})
+
+	// `nats micro` asks every service, a service by name, or one instance
+	// by id: each verb answers on all three subjects, with micro's types.
+	t.Run("every control subject", func(t *testing.T) {
+		id := s.Service.Info().ID
+		for verb, typ := range map[micro.Verb]string{
+			micro.PingVerb: micro.PingResponseType, micro.InfoVerb: micro.InfoResponseType, micro.StatsVerb: micro.StatsResponseType,
+		} {
+			for _, name := range []string{"", publisher.ServiceName} {
+				for _, instance := range []string{"", id} {
+					if name == "" && instance != "" {
+						continue
+					}
+					subject, err := micro.ControlSubject(verb, name, instance)
+					require.NoError(t, err)
+					msg := testbed.Request(t, s.NC, subject, nil)
+					var got struct {
+						Type string `json:"type"`
+						ID   string `json:"id"`
+					}
+					require.NoError(t, json.Unmarshal(msg.Data, &got), subject)
+					assert.Equal(t, typ, got.Type, subject)
+					assert.Equal(t, id, got.ID, subject)
+				}
+			}
+		}
+	})
+}
+
+// A stopped replica leaves discovery: `nats micro ls` no longer lists it.
+func TestStoppedServiceLeavesDiscovery(t *testing.T) {
+	srv := natstest.Start(t)
+	svc, err := publisher.Serve(srv.Connect(t), &testbed.Commands{}, publisher.ServiceConfig{ReplicaID: "gone"})
+	require.NoError(t, err)
+	nc := srv.Connect(t)
+	testbed.Request(t, nc, "$SRV.PING.betasync", nil)
+	require.NoError(t, svc.Stop())
+	_, err = nc.Request("$SRV.PING.betasync", nil, time.Second)
+	require.ErrorIs(t, err, nats.ErrNoResponders)
 }
 
 func TestQueueGroup(t *testing.T) {

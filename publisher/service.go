@@ -35,15 +35,13 @@ const replyMargin = 100 * time.Millisecond
 // each, and should be answered rather than refused.
 const DefaultMaxInFlight = 1024
 
-// Service is the running micro service.
+// Service is the running betasync service (see monitor.go).
 type Service struct {
 	nc  *nats.Conn
-	svc micro.Service
+	mon *monitor
 	cmd betasync.Commands
 	cfg ServiceConfig
 	sem chan struct{}
-
-	errs endpointErrors // failed replies by endpoint, for the micro stats
 
 	mu      sync.Mutex
 	stopped bool         // once set, no command starts
@@ -53,11 +51,13 @@ type Service struct {
 	abort context.CancelFunc
 	wg    sync.WaitGroup
 
-	stop   sync.Once
-	stopEr error
+	stop sync.Once
 }
 
-// Serve serves cmd as the betasync micro service on nc, in the default queue
+// serveFunc decodes a command's payload and runs it.
+type serveFunc func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)
+
+// Serve serves cmd as the betasync service on nc, in the default queue
 // group, so each command is answered by one replica. Each request is handled
 // on its own goroutine (so concurrent reloads can be coalesced), bounded by
 // MaxInFlight. When nc is connected, Serve returns once the server knows
@@ -79,24 +79,24 @@ func Serve(nc *nats.Conn, cmd betasync.Commands, cfg ServiceConfig) (*Service, e
 	s := &Service{nc: nc, cmd: cmd, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
 	//nolint:gosec // cancelled by Shutdown when its bound runs out, or never: commands have their own deadlines
 	s.base, s.abort = context.WithCancel(context.Background())
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:    ServiceName,
-		Version: cfg.Version,
-		// `nats micro ls` shows the description, not the metadata: it
-		// names the replica, so operators can tell instances apart.
-		Description:  "betasync replica " + cfg.ReplicaID + ": reload and schedule the anthropic-beta mapping",
-		Metadata:     map[string]string{"replica": cfg.ReplicaID},
-		StatsHandler: s.errs.stats,
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.svc = svc
+	// `nats micro ls` shows the description, not the metadata: it names
+	// the replica, so operators can tell instances apart.
+	s.mon = newMonitor(cfg.Version,
+		"betasync replica "+cfg.ReplicaID+": reload and schedule the anthropic-beta mapping",
+		map[string]string{"replica": cfg.ReplicaID})
 	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, s.async(e.name, e.serve), micro.WithEndpointSubject(e.subject)); err != nil {
-			_ = svc.Stop()
+		ep := &endpoint{name: e.name, subject: e.subject, serve: e.serve}
+		sub, err := nc.QueueSubscribe(e.subject, micro.DefaultQueueGroup, func(m *nats.Msg) { s.handle(ep, m) })
+		if err != nil {
+			s.unsubscribe()
 			return nil, err
 		}
+		ep.sub = sub
+		s.mon.endpoints = append(s.mon.endpoints, ep)
+	}
+	if err := s.mon.subscribeVerbs(nc); err != nil {
+		s.unsubscribe()
+		return nil, err
 	}
 	if nc.IsConnected() {
 		if err := nc.Flush(); err != nil {
@@ -105,6 +105,15 @@ func Serve(nc *nats.Conn, cmd betasync.Commands, cfg ServiceConfig) (*Service, e
 		}
 	}
 	return s, nil
+}
+
+// unsubscribe drains the endpoints (what was delivered is still handled:
+// refused once stopped is set) and leaves discovery.
+func (s *Service) unsubscribe() {
+	s.mon.unsubscribeVerbs()
+	for _, ep := range s.mon.endpoints {
+		_ = ep.sub.Drain()
+	}
 }
 
 // Stop unsubscribes and waits for the commands in flight; no command starts
@@ -118,10 +127,10 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.abort)
 	defer stop()
 	s.stop.Do(func() {
-		s.stopEr = s.svc.Stop()
-		// micro drains the endpoint subscriptions in the background: flush,
-		// so the server has dropped them and routes new requests to other
-		// replicas, then refuse whatever the drain still delivers.
+		s.unsubscribe()
+		// Flush, so the server has dropped the subscriptions and routes
+		// new requests to other replicas, then refuse whatever the drain
+		// still delivers.
 		if s.nc.IsConnected() {
 			_ = s.nc.Flush()
 		}
@@ -130,82 +139,84 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		s.wg.Wait()
 	})
-	return s.stopEr
+	return nil
 }
 
 // Dropped is the number of commands dropped because they arrived after
 // their caller had moved on (see HeaderStartBy).
 func (s *Service) Dropped() int64 { return s.dropped.Load() }
 
-// Info returns the micro service's description.
-func (s *Service) Info() micro.Info { return s.svc.Info() }
+// Info returns the service's description, as `nats micro info` shows it.
+func (s *Service) Info() micro.Info { return s.mon.info() }
 
-// async answers each request on its own goroutine. Once the micro handler
-// has returned, the library reads the request's state to count errors, so
-// replies sent later go straight to the reply subject on the connection
-// rather than through micro.Request.
-//
-// Errors are counted twice over: a command refused at once (this replica
-// is stopping, or has too many in flight) is answered through req.Error, so
-// micro counts it in num_errors; every failed reply, whenever it is sent,
-// is counted in the endpoint's stats data ({"errors", "last_error"}: see
-// endpointErrors), since micro has read the request's state by then.
-func (s *Service) async(name string, serve func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)) micro.HandlerFunc {
-	return func(req micro.Request) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.stopped {
-			s.refuse(name, req, betasync.Errorf(betasync.EUNAVAILABLE, "replica %s is stopping", s.cfg.ReplicaID))
-			return
-		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.refuse(name, req, betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID))
-			return
-		}
-		subject, reply, payload, headers := req.Subject(), req.Reply(), req.Data(), req.Headers()
-		now := time.Now()
-		run, deadline, progress := admit(headers, now)
-		if !run {
-			<-s.sem
-			s.dropped.Add(1)
-			s.cfg.Logger.Warn("dropped a command that arrived after its caller moved on", "subject", subject)
-			return
-		}
-		if progress {
-			s.progress(reply, "ack")
-		}
-		if !deadline.IsZero() {
-			// Leave the reply time to reach the caller before it gives up.
-			deadline = deadline.Add(-replyMargin)
-		}
-		if deadline.IsZero() || deadline.After(now.Add(s.cfg.Timeout)) {
-			deadline = now.Add(s.cfg.Timeout)
-		}
-		s.wg.Go(func() {
-			defer func() { <-s.sem }()
-			ctx, cancel := context.WithDeadline(withActor(s.base, headers), deadline)
-			defer cancel()
-			done := make(chan struct{})
-			if progress {
-				s.wg.Go(func() { s.heartbeat(reply, done) })
-			}
-			out, err := serve(ctx, s.cmd, payload)
-			close(done)
-			switch {
-			case err == nil:
-			case s.base.Err() != nil && (betasync.ErrorCode(err) == betasync.EINTERNAL || betasync.ErrorCode(err) == betasync.EUNAVAILABLE):
-				err = betasync.Errorf(betasync.EUNAVAILABLE, "replica %s stopped before the command finished; it may or may not have taken effect", s.cfg.ReplicaID)
-			case ctx.Err() != nil && betasync.ErrorCode(err) == betasync.EINTERNAL:
-				err = betasync.Errorf(betasync.EUNAVAILABLE, "%s did not finish in time on replica %s", subject, s.cfg.ReplicaID)
-			}
-			if err != nil {
-				s.errs.add(name, err)
-			}
-			s.reply(subject, reply, out, err)
-		})
+// Stats returns the endpoints' counters, as `nats micro stats` shows them.
+func (s *Service) Stats() micro.Stats { return s.mon.stats() }
+
+// handle answers one request on its own goroutine. Every reply, sent
+// whenever the command ends, is counted in the endpoint's stats: a failed
+// one in num_errors, with its "code:message" as last_error.
+func (s *Service) handle(ep *endpoint, m *nats.Msg) {
+	start := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		s.finish(ep, start, m.Subject, m.Reply, nil, betasync.Errorf(betasync.EUNAVAILABLE, "replica %s is stopping", s.cfg.ReplicaID))
+		return
 	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.finish(ep, start, m.Subject, m.Reply, nil, betasync.Errorf(betasync.EUNAVAILABLE, "too many commands in flight on replica %s", s.cfg.ReplicaID))
+		return
+	}
+	run, deadline, progress := admit(m.Header, start)
+	if !run {
+		<-s.sem
+		s.dropped.Add(1)
+		s.mon.done(ep, time.Since(start), 0, "")
+		s.cfg.Logger.Warn("dropped a command that arrived after its caller moved on", "subject", m.Subject)
+		return
+	}
+	if progress {
+		s.progress(m.Reply, "ack")
+	}
+	if !deadline.IsZero() {
+		// Leave the reply time to reach the caller before it gives up.
+		deadline = deadline.Add(-replyMargin)
+	}
+	if deadline.IsZero() || deadline.After(start.Add(s.cfg.Timeout)) {
+		deadline = start.Add(s.cfg.Timeout)
+	}
+	s.wg.Go(func() {
+		defer func() { <-s.sem }()
+		ctx, cancel := context.WithDeadline(withActor(s.base, m.Header), deadline)
+		defer cancel()
+		done := make(chan struct{})
+		if progress {
+			s.wg.Go(func() { s.heartbeat(m.Reply, done) })
+		}
+		out, err := ep.serve(ctx, s.cmd, m.Data)
+		close(done)
+		switch {
+		case err == nil:
+		case s.base.Err() != nil && (betasync.ErrorCode(err) == betasync.EINTERNAL || betasync.ErrorCode(err) == betasync.EUNAVAILABLE):
+			err = betasync.Errorf(betasync.EUNAVAILABLE, "replica %s stopped before the command finished; it may or may not have taken effect", s.cfg.ReplicaID)
+		case ctx.Err() != nil && betasync.ErrorCode(err) == betasync.EINTERNAL:
+			err = betasync.Errorf(betasync.EUNAVAILABLE, "%s did not finish in time on replica %s", m.Subject, s.cfg.ReplicaID)
+		}
+		s.finish(ep, start, m.Subject, m.Reply, out, err)
+	})
+}
+
+// finish sends the reply and counts it.
+func (s *Service) finish(ep *endpoint, start time.Time, subject, reply string, out any, err error) {
+	s.reply(subject, reply, out, err)
+	if err != nil {
+		code := betasync.ErrorCode(err)
+		s.mon.done(ep, time.Since(start), betasync.Status(code), betasync.ErrorMessage(err))
+		return
+	}
+	s.mon.done(ep, time.Since(start), 0, "")
 }
 
 // reply sends out, or err with the micro error headers and a JSON body.
@@ -242,7 +253,7 @@ func (s *Service) reply(subject, reply string, out any, err error) {
 // encoded as JSON.
 var endpoints = []struct {
 	name, subject string
-	serve         func(ctx context.Context, cmd betasync.Commands, payload []byte) (any, error)
+	serve         serveFunc
 }{
 	{"reload", SubjectReload, func(ctx context.Context, cmd betasync.Commands, p []byte) (any, error) {
 		if err := decode(p, nil); err != nil {
@@ -280,54 +291,4 @@ var endpoints = []struct {
 	{"overrides_delete", SubjectOverrideDelete, serveOverrideDelete},
 	{"overrides_list", SubjectOverrideList, serveOverrideList},
 	{"fleet", SubjectFleet, serveFleet}, // fleet.go
-}
-
-// refuse answers a command it will not run through req.Error, so that micro
-// counts it (num_errors), with the same body as any failed command.
-func (s *Service) refuse(name string, req micro.Request, err error) {
-	s.errs.add(name, err)
-	code := betasync.ErrorCode(err)
-	text := betasync.ErrorMessage(err)
-	body, _ := json.Marshal(betasync.ErrorReply{Status: betasync.StatusError, Code: code, Message: text, Detail: text})
-	if rerr := req.Error(strconv.Itoa(betasync.Status(code)), text, body); rerr != nil {
-		s.cfg.Logger.Warn("command reply failed", "subject", req.Subject(), "err", rerr)
-	}
-}
-
-// endpointErrors counts failed replies by endpoint.
-type endpointErrors struct {
-	mu   sync.Mutex
-	byEP map[string]*EndpointErrors
-}
-
-// EndpointErrors is the data of each endpoint in the micro stats (`nats
-// micro stats betasync --json`, field data): every failed reply this
-// replica sent on the endpoint, and the last one's message.
-type EndpointErrors struct {
-	Errors    int    `json:"errors"`
-	LastError string `json:"last_error,omitempty"`
-}
-
-func (e *endpointErrors) add(name string, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.byEP == nil {
-		e.byEP = map[string]*EndpointErrors{}
-	}
-	c := e.byEP[name]
-	if c == nil {
-		c = &EndpointErrors{}
-		e.byEP[name] = c
-	}
-	c.Errors++
-	c.LastError = betasync.ErrorMessage(err)
-}
-
-func (e *endpointErrors) stats(ep *micro.Endpoint) any {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if c := e.byEP[ep.Name]; c != nil {
-		return *c
-	}
-	return EndpointErrors{}
 }

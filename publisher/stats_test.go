@@ -41,9 +41,23 @@ func TestMicroStatsCountErrors(t *testing.T) {
 	}
 	require.NotNil(t, reload)
 	assert.Equal(t, 1, reload.NumRequests)
-	var data publisher.EndpointErrors
-	require.NoError(t, json.Unmarshal(reload.Data, &data))
-	assert.Equal(t, publisher.EndpointErrors{Errors: 1, LastError: "fetching: status 502"}, data)
+	assert.Equal(t, 1, reload.NumErrors, "a failed reply, sent after the handler returned, is counted")
+	assert.Equal(t, "502:fetching: status 502", reload.LastError, "micro's code:description")
+	assert.Equal(t, "q", reload.QueueGroup)
+	assert.Positive(t, reload.ProcessingTime, "the command's time is counted, not the handler's")
+	assert.Equal(t, reload.ProcessingTime, reload.AverageProcessingTime)
+
+	// A success is counted as a request, not an error.
+	cmds.Fail(nil)
+	_, err = client.Reload(t.Context())
+	require.NoError(t, err)
+	stats = svc.Stats()
+	for _, e := range stats.Endpoints {
+		if e.Name == "reload" {
+			assert.Equal(t, 2, e.NumRequests)
+			assert.Equal(t, 1, e.NumErrors)
+		}
+	}
 
 	msg, err = nc.RequestWithContext(t.Context(), "$SRV.INFO.betasync", nil)
 	require.NoError(t, err)
@@ -55,8 +69,8 @@ func TestMicroStatsCountErrors(t *testing.T) {
 	require.NoError(t, svc.Stop())
 }
 
-// A command refused at once (too many in flight) is answered through
-// micro.Request, so micro's own num_errors counts it.
+// A command refused at once (too many in flight) is counted as an error
+// too.
 func TestMicroStatsCountRefusals(t *testing.T) {
 	srv := natstest.Start(t)
 	cmds := &testbed.Commands{Block: make(chan struct{})}
