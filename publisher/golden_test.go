@@ -71,3 +71,18 @@ func TestAnnounceSignedGolden(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, v.Verify(&back))
 }
+
+// TestBeaconGolden pins the bytes of a config.current beacon.
+func TestBeaconGolden(t *testing.T) {
+	srv := natstest.Start(t)
+	pub, subConn := srv.Connect(t), srv.Connect(t)
+	sub, err := subConn.SubscribeSync(publisher.SubjectConfigCurrent)
+	require.NoError(t, err)
+	require.NoError(t, subConn.Flush())
+	m, err := betasync.Parse(goldenDoc)
+	require.NoError(t, err)
+	require.NoError(t, publisher.PublishBeacon(pub, 7, m.Hash()))
+	msg, err := sub.NextMsg(10 * time.Second)
+	require.NoError(t, err)
+	golden.Assert(t, "../testdata/golden/config_current.json", msg.Data)
+}

@@ -39,7 +39,29 @@ const (
 	// SubjectConfigUpdated carries every new version, in its wire form
 	// (betasync.Snapshot's envelope).
 	SubjectConfigUpdated = "config.updated"
+
+	// SubjectConfigCurrent carries the beacon: the lease-holding worker
+	// names the stored version there every check interval (Beacon), so a
+	// pod that missed an announcement (a leaf node cut off from the hub, a
+	// dropped message) reads KV at once rather than at its next resync.
+	SubjectConfigCurrent = "config.current"
 )
+
+// Beacon is the payload of config.current.
+type Beacon struct {
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
+}
+
+// PublishBeacon publishes the stored version's number and hash on
+// config.current. It does not flush: a lost beacon is replaced by the next.
+func PublishBeacon(nc *nats.Conn, version uint64, hash string) error {
+	data, err := json.Marshal(Beacon{Version: version, Hash: hash})
+	if err != nil {
+		return err
+	}
+	return nc.Publish(SubjectConfigCurrent, data)
+}
 
 // Announce publishes snap on config.updated and flushes, so the server has
 // it when Announce returns.

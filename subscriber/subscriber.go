@@ -18,6 +18,7 @@ package subscriber
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -54,6 +55,14 @@ func WithLogger(l *slog.Logger) Option { return func(s *Subscriber) { s.log = l 
 
 // WithSubject sets the event subject; the default is config.updated.
 func WithSubject(subject string) Option { return func(s *Subscriber) { s.subject = subject } }
+
+// WithBeaconSubject sets the beacon subject, where the lease-holding worker
+// names the stored version every check interval; the default is
+// config.current, and "" turns beacons off (the pod then notices a missed
+// announcement only at its next resync).
+func WithBeaconSubject(subject string) Option {
+	return func(s *Subscriber) { s.beaconSubject = subject }
+}
 
 // WithBucket sets the KV bucket holding the mapping; default betasync_config.
 func WithBucket(bucket string) Option { return func(s *Subscriber) { s.bucket = bucket } }
@@ -96,10 +105,11 @@ func WithFallback(m *betasync.Mapping) Option { return func(s *Subscriber) { s.f
 // Subscriber holds the current mapping. Its methods are safe for concurrent
 // use.
 type Subscriber struct {
-	nc      *nats.Conn
-	log     *slog.Logger
-	subject string
-	bucket  string
+	nc            *nats.Conn
+	log           *slog.Logger
+	subject       string
+	beaconSubject string
+	bucket        string
 	// jsDomain is the JetStream domain holding the buckets ("": local).
 	jsDomain string
 	resync   time.Duration
@@ -123,13 +133,15 @@ type Subscriber struct {
 	rejected atomic.Pointer[betasync.Rejection] // the last version refused
 	svc      micro.Service                      // the betasync_pod service; nil WithoutFleet
 
-	events   chan []byte
-	offers   chan offer
-	statuses chan nats.Status
-	sub      *nats.Subscription
-	cancel   context.CancelFunc
-	done     chan struct{}
-	close    sync.Once
+	events    chan []byte
+	beacons   chan publisher.Beacon
+	offers    chan offer
+	statuses  chan nats.Status
+	sub       *nats.Subscription
+	beaconSub *nats.Subscription // nil without beacons
+	cancel    context.CancelFunc
+	done      chan struct{}
+	close     sync.Once
 }
 
 // New subscribes to announcements on nc and starts the goroutine that
@@ -137,18 +149,20 @@ type Subscriber struct {
 // until the first version arrives from KV or an event. Stop it with Close.
 func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 	s := &Subscriber{
-		nc:           nc,
-		log:          slog.New(slog.DiscardHandler),
-		subject:      publisher.SubjectConfigUpdated,
-		bucket:       kv.BucketConfig,
-		resync:       30 * time.Second,
-		confirmDelay: 500 * time.Millisecond,
-		rejectLog:    ratelog.Limiter{Burst: 10, Every: time.Minute},
-		fallback:     betasync.Default(),
-		ready:        make(chan struct{}),
-		events:       make(chan []byte, 64),
-		offers:       make(chan offer),
-		done:         make(chan struct{}),
+		nc:            nc,
+		log:           slog.New(slog.DiscardHandler),
+		subject:       publisher.SubjectConfigUpdated,
+		beaconSubject: publisher.SubjectConfigCurrent,
+		bucket:        kv.BucketConfig,
+		resync:        30 * time.Second,
+		confirmDelay:  500 * time.Millisecond,
+		rejectLog:     ratelog.Limiter{Burst: 10, Every: time.Minute},
+		fallback:      betasync.Default(),
+		ready:         make(chan struct{}),
+		events:        make(chan []byte, 64),
+		beacons:       make(chan publisher.Beacon, 1),
+		offers:        make(chan offer),
+		done:          make(chan struct{}),
 	}
 	s.podID = defaultPodID() // fleet.go
 	for _, o := range opts {
@@ -180,8 +194,17 @@ func New(nc *nats.Conn, opts ...Option) (*Subscriber, error) {
 		return nil, err
 	}
 	s.sub = sub
+	if s.beaconSubject != "" {
+		if s.beaconSub, err = nc.Subscribe(s.beaconSubject, s.onBeacon); err != nil {
+			_ = sub.Unsubscribe()
+			return nil, err
+		}
+	}
 	if err := s.startFleet(); err != nil {
 		_ = sub.Unsubscribe()
+		if s.beaconSub != nil {
+			_ = s.beaconSub.Unsubscribe()
+		}
 		return nil, err
 	}
 	s.statuses = nc.StatusChanged(nats.CONNECTED)
@@ -272,6 +295,9 @@ func (s *Subscriber) Close() {
 		s.cancel()
 		<-s.done
 		_ = s.sub.Unsubscribe()
+		if s.beaconSub != nil {
+			_ = s.beaconSub.Unsubscribe()
+		}
 		s.nc.RemoveStatusListener(s.statuses)
 	})
 }
@@ -336,6 +362,7 @@ func (s *Subscriber) loop(ctx context.Context) {
 	}
 
 	statuses := s.statuses
+	var lastBeaconRead time.Time
 	resync()
 	timer := time.NewTimer(s.jitter())
 	defer timer.Stop()
@@ -358,6 +385,18 @@ func (s *Subscriber) loop(ctx context.Context) {
 		case <-timer.C:
 			resync()
 			timer.Reset(s.jitter())
+		case b := <-s.beacons:
+			// A beacon that names another version than the one in use
+			// means an announcement was missed (or the version in use is
+			// not KV's): read KV now. At most one such read a second, so
+			// a flood of forged beacons costs little.
+			cur := s.cur.Load()
+			if (b.Version == cur.Version && b.Hash == cur.Hash()) || time.Since(lastBeaconRead) < time.Second {
+				continue
+			}
+			lastBeaconRead = time.Now()
+			s.log.Debug("the beacon names another version; reading KV", "beacon_version", b.Version, "version", cur.Version)
+			resync()
 		case r := <-results:
 			reading = false
 			cur := s.cur.Load()
@@ -431,6 +470,24 @@ func (s *Subscriber) readKV(ctx context.Context) *betasync.Snapshot {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// maxBeaconSize bounds a beacon: {"version":N,"hash":"sha256:..."} is
+// under 100 bytes.
+const maxBeaconSize = 256
+
+// onBeacon hands a beacon to the loop. Beacons that do not decode are
+// ignored (they carry no version to apply), and while the loop has one
+// waiting, later ones are dropped: the next names the same version.
+func (s *Subscriber) onBeacon(msg *nats.Msg) {
+	var b publisher.Beacon
+	if len(msg.Data) > maxBeaconSize || json.Unmarshal(msg.Data, &b) != nil {
+		return
+	}
+	select {
+	case s.beacons <- b:
+	default:
 	}
 }
 

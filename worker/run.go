@@ -121,7 +121,26 @@ func (w *Worker) schedule(ctx context.Context) {
 			return
 		case <-t.C:
 			w.RunDue()
+			w.sendBeacon()
 		}
+	}
+}
+
+// sendBeacon names the stored version on config.current, while this
+// replica holds the lease: one beacon per check interval for the fleet.
+func (w *Worker) sendBeacon() {
+	ten := w.tenure.Load()
+	if ten == nil || w.beacon == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ten.ctx, w.cfg.CheckInterval)
+	defer cancel()
+	latest, _, err := w.stored(ctx)
+	if err != nil || latest == nil {
+		return // nothing to name; pods keep resyncing on their own
+	}
+	if err := w.beacon(latest.Version, latest.Hash()); err != nil {
+		w.log.Debug("beacon", "err", err)
 	}
 }
 

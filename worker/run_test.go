@@ -1,7 +1,10 @@
 package worker_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,7 +13,9 @@ import (
 
 	"github.com/betasync/betasync"
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/internal/testbed"
 	"github.com/betasync/betasync/kv"
+	"github.com/betasync/betasync/publisher"
 	"github.com/betasync/betasync/worker"
 )
 
@@ -565,4 +570,50 @@ func TestLockBucketRecreated(t *testing.T) {
 	sch, _, err := fresh.Store.Schedules.Get(ctx)
 	require.NoError(t, err)
 	assert.Less(t, sch.Fence, rev, "the fence is a token of the new lock bucket")
+}
+
+// TestBeacon: the lease holder, and only it, names the stored version on
+// config.current every check interval, so pods that missed an announcement
+// catch up.
+func TestBeacon(t *testing.T) {
+	srv := natstest.Start(t)
+	up := newUpstream(t, serve(docUpstream))
+	var calls [2]atomic.Int64
+	var workers [2]*worker.Worker
+	for i := range workers {
+		n := connect(t, srv)
+		workers[i] = testbed.NewWorker(t, n, worker.Config{
+			URL: up.URL, CheckInterval: 20 * time.Millisecond, ReplicaID: fmt.Sprintf("r%d", i),
+		}, worker.Deps{Beacon: func(version uint64, hash string) error {
+			calls[i].Add(1)
+			return publisher.PublishBeacon(n.NC, version, hash)
+		}})
+	}
+	nc := srv.Connect(t)
+	beacons, err := nc.SubscribeSync(publisher.SubjectConfigCurrent)
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	for _, w := range workers {
+		run(t, w)
+	}
+	store := connect(t, srv).Store
+
+	// The beacons name what KV holds, once the start-up reload is stored.
+	require.Eventually(t, func() bool {
+		msg, err := beacons.NextMsg(5 * time.Second)
+		require.NoError(t, err)
+		var b publisher.Beacon
+		require.NoError(t, json.Unmarshal(msg.Data, &b))
+		latest, err := store.Mappings.Latest(t.Context())
+		require.NoError(t, err)
+		return b.Version == latest.Version && b.Hash == latest.Hash() && latest.Source == betasync.SourceRemote
+	}, 10*time.Second, time.Millisecond)
+
+	st := statusWhen(t, workers[0], func(st betasync.ScheduleStatus) bool { return st.LockHolder != "" })
+	holder, other := 0, 1
+	if st.LockHolder == "r1" {
+		holder, other = 1, 0
+	}
+	require.Eventually(t, func() bool { return calls[holder].Load() >= 3 }, 10*time.Second, 10*time.Millisecond)
+	assert.Zero(t, calls[other].Load(), "only the lease holder beacons")
 }

@@ -81,6 +81,9 @@ type Deps struct {
 	// to the replica's own subscriber).
 	Announce func(ctx context.Context, snap *betasync.Snapshot) error
 	Metrics  Metrics // nil is fine
+	// Beacon names the stored version on config.current; the lease holder
+	// calls it every CheckInterval. nil: no beacon.
+	Beacon func(version uint64, hash string) error
 	// Fleet collects every pod's status (publisher.Fleet with the
 	// configured window); nil: the fleet command answers EUNAVAILABLE.
 	Fleet func(ctx context.Context) ([]betasync.PodStatus, error)
@@ -120,7 +123,8 @@ type Worker struct {
 
 	tenure atomic.Pointer[tenure] // non-nil while this replica holds the lease
 
-	fleet func(ctx context.Context) ([]betasync.PodStatus, error) // fleet.go
+	fleet  func(ctx context.Context) ([]betasync.PodStatus, error) // fleet.go
+	beacon func(version uint64, hash string) error
 }
 
 // tenure is one continuous holding of the lease.
@@ -182,6 +186,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		announce:  deps.Announce,
 		metrics:   deps.Metrics,
 		fleet:     deps.Fleet,
+		beacon:    deps.Beacon,
 		fetcher:   newFetcher(cfg.URL, cfg.UserAgent, cfg.FetchTimeout),
 		log:       cfg.Logger,
 		writes:    make(chan struct{}, 1),

@@ -255,6 +255,9 @@ func (d *daemon) newWorker(store *kv.Store) (*worker.Worker, error) {
 			return err
 		},
 		Metrics: d.met,
+		Beacon: func(version uint64, hash string) error {
+			return publisher.PublishBeacon(d.nc, version, hash)
+		},
 		Fleet: func(ctx context.Context) ([]betasync.PodStatus, error) {
 			return publisher.Fleet(ctx, d.nc, d.cfg.fleetWindow)
 		},

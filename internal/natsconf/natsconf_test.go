@@ -168,6 +168,7 @@ func startDaemon(t *testing.T, s *natsconf.Server) *daemon {
 	env, err := d.put(ctx)
 	require.NoError(t, err)
 	require.NoError(t, d.announce(env))
+	require.NoError(t, publisher.PublishBeacon(d.Conn, env.Version, env.Hash()))
 	history, err := store.Mappings.History(ctx)
 	require.NoError(t, err)
 	require.Len(t, history, 1)
@@ -289,6 +290,8 @@ func startPod(t *testing.T, s *natsconf.Server, name string) *pod {
 	p.version.Store(env.Version)
 
 	p.events, err = p.SubscribeSync(publisher.SubjectConfigUpdated)
+	require.NoError(t, err)
+	_, err = p.SubscribeSync(publisher.SubjectConfigCurrent) // the beacon
 	require.NoError(t, err)
 
 	svc, err := micro.AddService(p.Conn, micro.Config{Name: podService, Version: "0.0.0", Metadata: map[string]string{"pod": name}})
@@ -508,6 +511,10 @@ func TestEachUserCanDoNoMore(t *testing.T) {
 		require.NoError(t, c.Publish(publisher.SubjectConfigUpdated, envelope))
 		c.requireViolation(t, "Publish", publisher.SubjectConfigUpdated)
 	}
+	publishBeacon := func(t *testing.T, c *client) {
+		require.NoError(t, publisher.PublishBeacon(c.Conn, 99, "forged"))
+		c.requireViolation(t, "Publish", publisher.SubjectConfigCurrent)
+	}
 	command := func(t *testing.T, c *client, subject string) {
 		c.requireDenied(t, subject, func(ctx context.Context) error {
 			_, err := c.RequestWithContext(ctx, subject, nil)
@@ -526,6 +533,7 @@ func TestEachUserCanDoNoMore(t *testing.T) {
 		try        func(t *testing.T, c *client)
 	}{
 		{"pod", "publish config.updated", publishEvent},
+		{"pod", "publish config.current", publishBeacon},
 		{"pod", "send betasync.reload", func(t *testing.T, c *client) { command(t, c, publisher.SubjectReload) }},
 		{"pod", "send betasync.schedule.status", func(t *testing.T, c *client) { command(t, c, publisher.SubjectScheduleStatus) }},
 		{"pod", "ask the fleet view", func(t *testing.T, c *client) { command(t, c, subjectPodStatus) }},
@@ -548,6 +556,7 @@ func TestEachUserCanDoNoMore(t *testing.T) {
 		}},
 
 		{"api", "publish config.updated", publishEvent},
+		{"api", "publish config.current", publishBeacon},
 		{"api", "put into betasync_config", func(t *testing.T, c *client) {
 			c.requireDenied(t, kvSubject(kv.BucketConfig, kv.KeyMapping), putInto(t, c, kv.BucketConfig, kv.KeyMapping))
 		}},
@@ -563,6 +572,7 @@ func TestEachUserCanDoNoMore(t *testing.T) {
 		{"api", "answer commands", func(t *testing.T, c *client) { subscribe(t, c, publisher.SubjectReload) }},
 
 		{"admin", "publish config.updated", publishEvent},
+		{"admin", "publish config.current", publishBeacon},
 		{"admin", "put into betasync_config", func(t *testing.T, c *client) {
 			c.requireDenied(t, kvSubject(kv.BucketConfig, kv.KeyMapping), putInto(t, c, kv.BucketConfig, kv.KeyMapping))
 		}},

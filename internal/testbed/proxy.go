@@ -18,6 +18,7 @@ type Proxy struct {
 	ln      net.Listener
 	target  string
 	stalled atomic.Bool
+	down    atomic.Bool // Cut: new connections are refused
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
@@ -82,6 +83,16 @@ func (p *Proxy) Kill() {
 	}
 }
 
+// Cut closes every connection and refuses new ones until Restore, as a
+// network partition would.
+func (p *Proxy) Cut() {
+	p.down.Store(true)
+	p.Kill()
+}
+
+// Restore accepts connections again after Cut.
+func (p *Proxy) Restore() { p.down.Store(false) }
+
 func (p *Proxy) gate() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -93,6 +104,10 @@ func (p *Proxy) accept() {
 		client, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.down.Load() {
+			_ = client.Close()
+			continue
 		}
 		upstream, err := net.Dial("tcp", p.target)
 		if err != nil {

@@ -1,0 +1,61 @@
+package subscriber_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/publisher"
+	"github.com/betasync/betasync/subscriber"
+)
+
+// TestBeaconFlood: anyone allowed to publish config.current can forge
+// beacons. A flood of them (versions far ahead, the version in use with
+// another hash, garbage) costs the pod at most one KV read a second, and
+// never moves it off the version KV holds.
+func TestBeaconFlood(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Connect(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	store := ensure(t, js)
+	v1 := put(t, store, doc(t, 1), 0)
+	p := newPod(t, srv.Connect(t), subscriber.WithResyncInterval(time.Hour))
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	require.NoError(t, p.WaitReady(ctx))
+	want := p.Current()
+	require.Equal(t, v1, want.Version)
+	before := p.Stats().Resyncs
+
+	start := time.Now()
+	const forged = 20000
+	for i := range forged {
+		var data []byte
+		switch i % 3 {
+		case 0:
+			data = fmt.Appendf(nil, `{"version":%d,"hash":"%064x"}`, v1+1+uint64(i), i)
+		case 1:
+			data = fmt.Appendf(nil, `{"version":%d,"hash":"%064x"}`, v1, i)
+		default:
+			data = []byte(`{"version":`)
+		}
+		require.NoError(t, nc.Publish(publisher.SubjectConfigCurrent, data))
+	}
+	require.NoError(t, nc.Flush())
+	// Let the last ones arrive and any read they caused finish.
+	time.Sleep(1500 * time.Millisecond)
+	elapsed := time.Since(start)
+
+	reads := p.Stats().Resyncs - before
+	assert.Positive(t, reads, "a beacon naming another version makes the pod read KV")
+	assert.LessOrEqual(t, reads, uint64(elapsed/time.Second)+2, "at most one read a second, however many beacons (%d in %v)", forged, elapsed)
+	assert.Same(t, want, p.Current(), "KV's version stays in use")
+	assert.Zero(t, p.Stats().Corrected)
+}
