@@ -20,12 +20,19 @@ func (s *server) auth(role string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, why := token(r)
 		if tok == "" {
+			if isLiteLLMPath(r.URL.Path) {
+				why = litellmNoKey(r)
+			}
 			writeError(w, r, s.log, &betasync.Error{Code: betasync.EUNAUTHORIZED, Message: why}, "")
 			return
 		}
 		key, ok := s.cfg.Keys.authenticate(tok)
 		if !ok {
-			writeError(w, r, s.log, betasync.Errorf(betasync.EUNAUTHORIZED, "invalid API key"), "")
+			why = "invalid API key"
+			if isLiteLLMPath(r.URL.Path) {
+				why = litellmInvalidKey
+			}
+			writeError(w, r, s.log, &betasync.Error{Code: betasync.EUNAUTHORIZED, Message: why}, "")
 			return
 		}
 		if !allowed(key.Role, role) {

@@ -855,7 +855,9 @@ func TestMetricsMethodLabelIsBounded(t *testing.T) {
 }
 
 // x-litellm-api-key wins over Authorization (as in LiteLLM), so a client
-// that uses Authorization for something else still authenticates.
+// that uses Authorization for something else still authenticates. (On a
+// betasync route: LiteLLM's four answer LiteLLM's texts, see
+// litellm_routes_test.go.)
 func TestAuthHeaderPriority(t *testing.T) {
 	e := setup(t)
 	tests := []struct {
@@ -871,7 +873,7 @@ func TestAuthHeaderPriority(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.api.URL+"/schedule/anthropic_beta_headers_reload/status", nil)
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.api.URL+"/anthropic_beta_headers", nil)
 			require.NoError(t, err)
 			for k, v := range tt.headers {
 				req.Header.Set(k, v)

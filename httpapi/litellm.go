@@ -88,6 +88,25 @@ func writeLiteLLMError(w http.ResponseWriter, r *http.Request, code string, stat
 // from KV itself because no worker answered.
 const NoWorkerWarning = "no betasync worker answered: this API replica read the status from KV; lock_holder is empty when no worker holds the lease"
 
+// LiteLLM's 401 texts (litellm/proxy/auth/user_api_key_auth.py), after
+// "Authentication Error, ". Where LiteLLM goes on to echo the key it was
+// given (abbreviated, with its hash), betasync stops: a key is never
+// written back, logged or stored.
+const (
+	litellmMissingKey   = "No api key passed in."
+	litellmMalformedKey = "Malformed API Key passed in. Ensure Key has `Bearer ` prefix."
+	litellmInvalidKey   = "Invalid proxy server token passed."
+)
+
+// litellmNoKey is LiteLLM's text for a request that carries no usable key:
+// none at all, or an Authorization header that is not "Bearer <key>".
+func litellmNoKey(r *http.Request) string {
+	if r.Header.Get("Authorization") == "" {
+		return litellmMissingKey
+	}
+	return litellmMalformedKey
+}
+
 // litellmForbidden is LiteLLM's 403 text on its four endpoints.
 func litellmForbidden(role string) string {
 	return "Access denied. Admin role required. Current role: " + role

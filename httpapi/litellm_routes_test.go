@@ -375,20 +375,37 @@ func TestLiteLLMEdge(t *testing.T) {
 		okObject(t, e.do(t, http.MethodPost, pathReload, bearer(adminKey)))
 	})
 
+	// LiteLLM's texts (litellm/proxy/auth/user_api_key_auth.py, raised as
+	// ProxyException by auth_exception_handler.py), without the key LiteLLM
+	// echoes after the invalid and malformed ones.
 	t.Run("401 as LiteLLM's auth layer answers", func(t *testing.T) {
-		for _, a := range []auth{noKey, bearer("sk-wrong")} {
-			r := e.do(t, http.MethodPost, pathReload, a)
-			require.Equal(t, http.StatusUnauthorized, r.status)
-			var body struct {
-				Error struct {
-					Message, Type, Param, Code string
-				} `json:"error"`
+		for _, tc := range []struct {
+			a    auth
+			want string
+		}{
+			{noKey, "Authentication Error, No api key passed in."},
+			{bearer("sk-wrong"), "Authentication Error, Invalid proxy server token passed."},
+			{func(r *http.Request) { r.Header.Set("Authorization", "Basic c2std3Jvbmc6") }, "Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` prefix."},
+			{func(r *http.Request) { r.Header.Set("Authorization", "Bearer ") }, "Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` prefix."},
+		} {
+			for _, route := range []struct{ method, path string }{
+				{http.MethodPost, pathReload}, {http.MethodPost, pathSchedule + "?hours=6"},
+				{http.MethodDelete, pathSchedule}, {http.MethodGet, pathSchedule + "/status"},
+			} {
+				r := e.do(t, route.method, route.path, tc.a)
+				require.Equal(t, http.StatusUnauthorized, r.status)
+				var body struct {
+					Error struct {
+						Message, Type, Param, Code string
+					} `json:"error"`
+				}
+				require.NoError(t, json.Unmarshal(r.body, &body))
+				assert.Equal(t, tc.want, body.Error.Message, route.path)
+				assert.Equal(t, "auth_error", body.Error.Type)
+				assert.Equal(t, "None", body.Error.Param)
+				assert.Equal(t, "401", body.Error.Code)
+				assert.NotContains(t, string(r.body), "sk-wrong", "the key is never written back")
 			}
-			require.NoError(t, json.Unmarshal(r.body, &body))
-			assert.True(t, strings.HasPrefix(body.Error.Message, "Authentication Error, "), body.Error.Message)
-			assert.Equal(t, "auth_error", body.Error.Type)
-			assert.Equal(t, "None", body.Error.Param)
-			assert.Equal(t, "401", body.Error.Code)
 		}
 	})
 
