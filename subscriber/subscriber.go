@@ -6,8 +6,10 @@
 // latest version stored in JetStream KV, then every config.updated event
 // whose version is newer than the one it holds and whose document
 // validates. Stale, duplicate and invalid events are logged, counted and
-// ignored. On every reconnect, and on a jittered safety interval, it re-reads
-// KV, so a pod that missed events converges without waiting for the next one.
+// ignored. On every reconnect, on a jittered safety interval, and when the
+// worker's beacon (config.current) names another version than the one it
+// holds, it re-reads KV, so a pod that missed events converges without
+// waiting for the next one.
 //
 // Lookups go through Current, an atomic pointer load: no locks, and with the
 // caller-buffer form (Mapping.AppendBetas) no allocations.
