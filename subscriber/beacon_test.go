@@ -30,8 +30,8 @@ func TestBeaconFlood(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 	defer cancel()
 	require.NoError(t, p.WaitReady(ctx))
-	want := p.Current()
-	require.Equal(t, v1, want.Version)
+	held := p.Current()
+	require.Equal(t, v1, held.Version)
 	before := p.Stats().Resyncs
 
 	start := time.Now()
@@ -56,6 +56,34 @@ func TestBeaconFlood(t *testing.T) {
 	reads := p.Stats().Resyncs - before
 	assert.Positive(t, reads, "a beacon naming another version makes the pod read KV")
 	assert.LessOrEqual(t, reads, uint64(elapsed/time.Second)+2, "at most one read a second, however many beacons (%d in %v)", forged, elapsed)
-	assert.Same(t, want, p.Current(), "KV's version stays in use")
+	assert.Same(t, held, p.Current(), "KV's version stays in use")
 	assert.Zero(t, p.Stats().Corrected)
+}
+
+// TestBeaconHeldBackIsNotLost: a beacon that arrives within a second of
+// the last read a beacon caused is acted on a second after it, not
+// dropped: the pod still catches up with no further beacon.
+func TestBeaconHeldBackIsNotLost(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := srv.Connect(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	store := ensure(t, js)
+	v1 := put(t, store, doc(t, 1), 0)
+	p := newPod(t, srv.Connect(t), subscriber.WithResyncInterval(time.Hour))
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	require.NoError(t, p.WaitReady(ctx))
+	reads := p.Stats().Resyncs
+
+	// A forged beacon: the pod reads KV and keeps v1.
+	require.NoError(t, publisher.PublishBeacon(nc, v1, "forged"))
+	require.Eventually(t, func() bool { return p.Stats().Resyncs > reads }, waitFor, time.Millisecond)
+	// At once a real version, whose announcement the pod misses, and its
+	// one beacon: inside the one-a-second limit.
+	v2 := put(t, store, doc(t, 2), v1)
+	stored, err := store.Latest(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, publisher.PublishBeacon(nc, v2, stored.Hash()))
+	assert.Equal(t, v2, p.waitVersion(t, v2).Version, "read a second after the last, not dropped")
 }

@@ -101,7 +101,9 @@ func startRegion(t *testing.T, proxied string) *region {
 	r.hub = start(&server.Options{
 		ServerName: "hub", Host: "127.0.0.1", Port: -1, NoSigs: true,
 		JetStream: true, JetStreamDomain: "hub", StoreDir: t.TempDir(),
-		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: leafPort},
+		// NoAdvertise: a proxied leaf must not learn the hub's own address
+		// and reconnect around the proxy.
+		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: leafPort, NoAdvertise: proxied != ""},
 	})
 	remote := fmt.Sprintf("nats://127.0.0.1:%d", leafPort)
 	if proxied != "" {

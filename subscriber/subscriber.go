@@ -364,7 +364,10 @@ func (s *Subscriber) loop(ctx context.Context) {
 	}
 
 	statuses := s.statuses
-	var lastBeaconRead time.Time
+	var (
+		lastBeaconRead time.Time
+		beaconWait     <-chan time.Time // a read a beacon asked for, held back by the one-a-second limit
+	)
 	resync()
 	timer := time.NewTimer(s.jitter())
 	defer timer.Stop()
@@ -390,14 +393,23 @@ func (s *Subscriber) loop(ctx context.Context) {
 		case b := <-s.beacons:
 			// A beacon that names another version than the one in use
 			// means an announcement was missed (or the version in use is
-			// not KV's): read KV now. At most one such read a second, so
-			// a flood of forged beacons costs little.
+			// not KV's): read KV now, or, within a second of the last
+			// read a beacon caused, a second after it, so that a flood of
+			// forged beacons costs at most one read a second.
 			cur := s.cur.Load()
-			if (b.Version == cur.Version && b.Hash == cur.Hash()) || time.Since(lastBeaconRead) < time.Second {
+			if (b.Version == cur.Version && b.Hash == cur.Hash()) || beaconWait != nil {
+				continue
+			}
+			s.log.Debug("the beacon names another version; reading KV", "beacon_version", b.Version, "version", cur.Version)
+			if wait := time.Second - time.Since(lastBeaconRead); wait > 0 {
+				beaconWait = time.After(wait)
 				continue
 			}
 			lastBeaconRead = time.Now()
-			s.log.Debug("the beacon names another version; reading KV", "beacon_version", b.Version, "version", cur.Version)
+			resync()
+		case <-beaconWait:
+			beaconWait = nil
+			lastBeaconRead = time.Now()
 			resync()
 		case r := <-results:
 			reading = false

@@ -121,7 +121,7 @@ func (w *Worker) schedule(ctx context.Context) {
 			return
 		case <-t.C:
 			w.RunDue()
-			w.sendBeacon()
+			w.sendBeacon() //nolint:contextcheck // bounded by the tenure's context, as RunDue
 		}
 	}
 }

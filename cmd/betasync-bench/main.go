@@ -52,8 +52,11 @@ type options struct {
 	starts     int
 	repeat     int
 	regionPods int
-	doc        string
-	daemon     string
+	// outagePods pods behind a leaf cut off from its hub, outageRounds
+	// outages (0 skips the row).
+	outagePods, outageRounds int
+	doc                      string
+	daemon                   string
 }
 
 func loadOptions(getenv func(string) string) (options, error) {
@@ -84,6 +87,8 @@ func loadOptions(getenv func(string) string) (options, error) {
 		{"BENCH_STARTS", 5, &o.starts},
 		{"BENCH_REPEAT", 5, &o.repeat},
 		{"BENCH_REGION_PODS", 200, &o.regionPods},
+		{"BENCH_OUTAGE_PODS", 50, &o.outagePods},
+		{"BENCH_OUTAGE_ROUNDS", 5, &o.outageRounds},
 	} {
 		if *f.into, err = num(f.name, f.def); err != nil {
 			return o, err
@@ -161,6 +166,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if o.regionPods > 0 {
 		progress("regions: hub cluster of 3, two leaf nodes, %d pods on the leaves", o.regionPods)
 		if err := regionsRow(ctx, &t, bin, up, o.regionPods, o.rounds); err != nil {
+			return err
+		}
+	}
+	if o.outagePods > 0 && o.outageRounds > 0 {
+		progress("leaf outage: %d pods behind a leaf cut off from its hub, %d rounds", o.outagePods, o.outageRounds)
+		if err := outageRow(ctx, &t, bin, up, o.outagePods, o.outageRounds); err != nil {
 			return err
 		}
 	}

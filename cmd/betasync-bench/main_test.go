@@ -25,6 +25,7 @@ func TestRunPrintsTheTable(t *testing.T) {
 		"BENCH_STARTS":      "1",
 		"BENCH_REPEAT":      "1",
 		"BENCH_REGION_PODS": "2",
+		"BENCH_OUTAGE_PODS": "2", "BENCH_OUTAGE_ROUNDS": "1",
 	}
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"betasync-bench"}, func(k string) string { return env[k] }, &stdout, &stderr)
@@ -35,6 +36,7 @@ func TestRunPrintsTheTable(t *testing.T) {
 		"pod decode", "start-up to /readyz 200", "propagation, 2 pods", "propagation, 3 pods",
 		"reload storm, 5 concurrent POSTs", "status, 64 concurrent clients", "daemon memory after 2 / 5 reloads",
 		"heap per subscriber (3 pods)", "propagation, 2 pods, 2 leaf nodes of a 3-node hub",
+		"leaf outage catch-up, 2 pods behind the leaf",
 	} {
 		assert.Contains(t, out, want)
 	}
