@@ -29,8 +29,11 @@ func peekVersionFast(data []byte) (v uint64, ok bool) {
 // finished. ok is false when data is not an object with exactly one
 // "config" member, well-formed, that the fast path takes; the caller then
 // decodes it the long way.
-func splitEnvelope(data []byte) (rest []byte, m *Mapping, warnings []string, ok bool) {
-	sc := scanner{s: string(data)}
+//
+// prev, when not nil, is the version decoded before: sections it holds
+// byte for byte are shared rather than parsed again (scanner.reuse).
+func splitEnvelope(data []byte, prev *Mapping) (rest []byte, m *Mapping, warnings []string, ok bool) {
+	sc := scanner{s: string(data), prev: prev}
 	sc.ws()
 	if !sc.consume('{') {
 		return nil, nil, nil, false
@@ -146,8 +149,8 @@ func (sc *scanner) skip(depth int) bool {
 // unmarshalFast is Snapshot.UnmarshalJSON without running encoding/json over
 // the config: ok is false when it declines (see splitEnvelope) or fails, and
 // the caller then decodes the long way, which decides and names the fault.
-func (s *Snapshot) unmarshalFast(data []byte) bool {
-	rest, m, warnings, ok := splitEnvelope(data)
+func (s *Snapshot) unmarshalFast(data []byte, prev *Mapping) bool {
+	rest, m, warnings, ok := splitEnvelope(data, prev)
 	if !ok {
 		return false
 	}

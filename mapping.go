@@ -70,6 +70,11 @@ type Mapping struct {
 	warnings  []string
 	canonical []byte
 	hash      string
+
+	// spans locate, in canonical, the sections that a later version's
+	// decode may share when it carries them byte for byte (see
+	// scanner.reuse); set only when canonical is the parsed source itself.
+	spans []sectionSpan
 }
 
 // Parse decodes and validates a mapping document. The structure is strict,
