@@ -150,7 +150,7 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 	if !bytes.HasSuffix(head, []byte(tail)) {
 		return nil, fmt.Errorf("betasync: envelope encoding: unexpected form %.64q", head)
 	}
-	config := s.JSON()
+	config := s.canonical
 	out := make([]byte, 0, len(head)+len(config)+64)
 	out = append(out, head[:len(head)-len(tail)]...)
 	out = append(out, `,"config":`...)

@@ -33,7 +33,7 @@ func peekVersionFast(data []byte) (v uint64, ok bool) {
 // prev, when not nil, is the version decoded before: sections it holds
 // byte for byte are shared rather than parsed again (scanner.reuse).
 func splitEnvelope(data []byte, prev *Mapping) (rest []byte, m *Mapping, warnings []string, ok bool) {
-	sc := scanner{s: string(data), prev: prev}
+	sc := scanner{s: string(data), src: data, prev: prev}
 	sc.ws()
 	if !sc.consume('{') {
 		return nil, nil, nil, false

@@ -15,7 +15,7 @@ import (
 // never accepts what the token walk rejects, and when it accepts, the result
 // is the same (FuzzParseScan checks both).
 func parseScan(data []byte) (*Mapping, []string, bool) {
-	sc := scanner{s: string(data)} // one copy; keys and names are substrings of it
+	sc := scanner{s: string(data), src: data} // one copy; keys and names are substrings of it
 	sc.ws()
 	m, warnings, ok := sc.mapping()
 	if !ok {
@@ -103,7 +103,9 @@ func (sc *scanner) mapping() (*Mapping, []string, bool) {
 	// The canonical encoding leaves out an empty description and empty
 	// aliases; otherwise a plain source is canonical, and is kept as is.
 	if sc.plain && (!seenDescription || m.description != "") && (!seenAliases || len(m.aliases) > 0) {
-		m.canonical = []byte(sc.s[begin:sc.i])
+		// No copy: a substring, and the hash of the same bytes as given.
+		m.canonical = sc.s[begin:sc.i]
+		m.hash = hashOf(sc.src[begin:sc.i])
 		m.spans = spans
 	}
 	return m, p.warnings, true
@@ -115,8 +117,9 @@ type scanEntry struct {
 }
 
 type scanner struct {
-	s string
-	i int
+	s   string
+	src []byte // the bytes s was copied from, unchanged while scanning
+	i   int
 	// prev, when set, is the version decoded before this one: its plain
 	// sections that this document carries byte for byte are shared, not
 	// parsed again (reuse).
@@ -321,7 +324,7 @@ func (sc *scanner) reuse(provider string) (map[string]*string, bool) {
 			continue
 		}
 		raw := sc.prev.canonical[sp.start:sp.end]
-		if len(sc.s)-sc.i < len(raw) || sc.s[sc.i:sc.i+len(raw)] != string(raw) {
+		if len(sc.s)-sc.i < len(raw) || sc.s[sc.i:sc.i+len(raw)] != raw {
 			return nil, false
 		}
 		section, ok := sc.prev.providers[provider]
