@@ -159,7 +159,11 @@ func requireSameSnapshot(t *testing.T, want, got *betasync.Snapshot) {
 func TestDecodeAfterChain(t *testing.T) {
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(betasync.Default().JSON(), &doc))
-	section := func(p string) map[string]any { return doc[p].(map[string]any) }
+	section := func(p string) map[string]any {
+		s, ok := doc[p].(map[string]any)
+		require.True(t, ok, "section %s", p)
+		return s
+	}
 	steps := []func(){
 		func() { doc["description"] = "one" },
 		func() { doc["description"] = "two" },

@@ -93,7 +93,9 @@ func BenchmarkPodDecodeAfter(b *testing.B) {
 	}{
 		{"description", func(doc map[string]any) { doc["description"] = "next" }},
 		{"one-beta", func(doc map[string]any) {
-			doc["anthropic"].(map[string]any)["bench-beta-2099-01-01"] = "bench-beta-2099-01-01"
+			if section, ok := doc["anthropic"].(map[string]any); ok {
+				section["bench-beta-2099-01-01"] = "bench-beta-2099-01-01"
+			}
 		}},
 		{"every-section", func(doc map[string]any) {
 			for k, v := range doc {
