@@ -150,7 +150,7 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 	if !bytes.HasSuffix(head, []byte(tail)) {
 		return nil, fmt.Errorf("betasync: envelope encoding: unexpected form %.64q", head)
 	}
-	config := s.JSON()
+	config := s.canonical
 	out := make([]byte, 0, len(head)+len(config)+64)
 	out = append(out, head[:len(head)-len(tail)]...)
 	out = append(out, `,"config":`...)
@@ -181,7 +181,18 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // checks it against the envelope's hash, so a corrupted or tampered
 // envelope is rejected (EINVALID) rather than applied.
 func (s *Snapshot) UnmarshalJSON(data []byte) error {
-	if s.unmarshalFast(data) { // envelope_scan.go
+	return s.DecodeAfter(data, nil)
+}
+
+// DecodeAfter is UnmarshalJSON for a version that follows prev (nil: none),
+// the version the caller holds, as a subscriber does with each event: the
+// result, and every check, are UnmarshalJSON's, but the provider sections
+// that data carries byte for byte as prev's canonical encoding had them are
+// shared with prev rather than decoded and validated again (the same bytes
+// give the same section). The document is still read whole, and its hash
+// computed over every byte and checked.
+func (s *Snapshot) DecodeAfter(data []byte, prev *Mapping) error {
+	if s.unmarshalFast(data, prev) { // envelope_scan.go
 		return nil
 	}
 	var e envelope

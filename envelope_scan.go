@@ -1,6 +1,7 @@
 package betasync
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -24,47 +25,57 @@ func peekVersionFast(data []byte) (v uint64, ok bool) {
 }
 
 // splitEnvelope parses an envelope's config member with Parse's fast path
-// (parseScan), and returns the envelope without that member (for
-// encoding/json, which is then quick) and the config's mapping, not yet
-// finished. ok is false when data is not an object with exactly one
-// "config" member, well-formed, that the fast path takes; the caller then
-// decodes it the long way.
-func splitEnvelope(data []byte) (rest []byte, m *Mapping, warnings []string, ok bool) {
-	sc := scanner{s: string(data)}
+// (parseScan), decodes into e the envelope's plain members (see member),
+// and returns the other members, for encoding/json (nil when there are
+// none), and the config's mapping, not yet finished. ok is false when data
+// is not an object with exactly one "config" member, well-formed, that the
+// fast path takes, or has a member twice (as encoding/json matches names:
+// case aside); the caller then decodes it the long way.
+//
+// prev, when not nil, is the version decoded before: sections it holds
+// byte for byte are shared rather than parsed again (scanner.reuse).
+func splitEnvelope(data []byte, prev *Mapping, e *envelope) (rest []byte, m *Mapping, warnings []string, ok bool) {
+	sc := scanner{s: string(data), src: data, prev: prev}
 	sc.ws()
 	if !sc.consume('{') {
 		return nil, nil, nil, false
 	}
-	rest = make([]byte, 0, 512)
-	rest = append(rest, '{')
 	sc.ws()
 	if sc.consume('}') {
 		return nil, nil, nil, false // no config
 	}
+	var seen [16]string
+	keys := seen[:0]
 	for {
 		keyStart := sc.i
 		key, ok := sc.str()
 		if !ok || !sc.colon() {
 			return nil, nil, nil, false
 		}
-		if key == "config" {
-			// Parsed in place, by Parse's fast path.
-			if m != nil {
-				return nil, nil, nil, false
+		for _, k := range keys {
+			if strings.EqualFold(k, key) {
+				return nil, nil, nil, false // encoding/json keeps the last; the long way decides
 			}
+		}
+		keys = append(keys, key)
+		switch {
+		case key == "config":
+			// Parsed in place, by Parse's fast path.
 			start := sc.i
 			if m, warnings, ok = sc.mapping(); !ok || sc.i-start > MaxConfigSize {
 				return nil, nil, nil, false
 			}
-		} else if !sc.skip(0) {
-			return nil, nil, nil, false
-		}
-		switch {
-		case key == "config":
 		case strings.EqualFold(key, "config"):
 			return nil, nil, nil, false // encoding/json would match it to config
+		case sc.member(key, e):
 		default:
-			if len(rest) > 1 {
+			if !sc.skip(0) {
+				return nil, nil, nil, false
+			}
+			if rest == nil {
+				rest = make([]byte, 0, 256)
+				rest = append(rest, '{')
+			} else {
 				rest = append(rest, ',')
 			}
 			rest = append(rest, data[keyStart:sc.i]...)
@@ -83,7 +94,88 @@ func splitEnvelope(data []byte) (rest []byte, m *Mapping, warnings []string, ok 
 	if sc.i != len(sc.s) || m == nil {
 		return nil, nil, nil, false
 	}
-	return append(rest, '}'), m, warnings, true
+	if rest != nil {
+		rest = append(rest, '}')
+	}
+	return rest, m, warnings, true
+}
+
+// member decodes the value at sc.i into e's field named key, exactly as
+// encoding/json would, when key is the field's exact name and the value has
+// the plain form that the field's type takes: a string (escapes are decoded
+// by encoding/json, see str), a timestamp that time.Time decodes itself, or
+// an unsigned integer without sign, fraction or exponent that fits. It
+// reports false, leaving sc where it was, for anything else (null, another
+// type, changes, overrides, an unknown member), which encoding/json then
+// decodes from the rest.
+func (sc *scanner) member(key string, e *envelope) bool {
+	var str *string
+	var num *uint64
+	switch key {
+	case "version":
+		num = &e.Version
+	case "rolled_back_from":
+		num = &e.RolledBack
+	case "hash":
+		str = &e.Hash
+	case "source":
+		str = &e.Source
+	case "url":
+		str = &e.URL
+	case "etag":
+		str = &e.ETag
+	case "last_modified":
+		str = &e.LastModified
+	case "actor":
+		str = &e.Actor
+	case "signer":
+		str = &e.Signer
+	case "signature":
+		str = &e.Signature
+	case "fetched_at":
+		start := sc.i
+		if sc.i >= len(sc.s) || sc.s[sc.i] != '"' {
+			return false
+		}
+		end := strings.IndexByte(sc.s[start+1:], '"')
+		if end < 0 {
+			return false
+		}
+		end += start + 2
+		raw := sc.src[start:end]
+		if bytes.IndexByte(raw, '\\') >= 0 || e.FetchedAt.UnmarshalJSON(raw) != nil {
+			return false // encoding/json decodes it, or names the fault
+		}
+		sc.i = end
+		return true
+	default:
+		return false
+	}
+	start := sc.i
+	if str != nil {
+		if sc.i >= len(sc.s) || sc.s[sc.i] != '"' {
+			return false
+		}
+		v, ok := sc.str()
+		if !ok {
+			sc.i = start
+			return false
+		}
+		*str = v
+		return true
+	}
+	var v uint64
+	digits := 0
+	for ; sc.i < len(sc.s) && sc.s[sc.i] >= '0' && sc.s[sc.i] <= '9' && digits < 19; sc.i++ {
+		v = v*10 + uint64(sc.s[sc.i]-'0')
+		digits++
+	}
+	if digits == 0 || (sc.s[start] == '0' && digits > 1) || (sc.i < len(sc.s) && strings.IndexByte("0123456789.eE-+", sc.s[sc.i]) >= 0) {
+		sc.i = start
+		return false
+	}
+	*num = v
+	return true
 }
 
 // skip moves past one JSON value, checking its structure loosely: strings
@@ -146,14 +238,16 @@ func (sc *scanner) skip(depth int) bool {
 // unmarshalFast is Snapshot.UnmarshalJSON without running encoding/json over
 // the config: ok is false when it declines (see splitEnvelope) or fails, and
 // the caller then decodes the long way, which decides and names the fault.
-func (s *Snapshot) unmarshalFast(data []byte) bool {
-	rest, m, warnings, ok := splitEnvelope(data)
+func (s *Snapshot) unmarshalFast(data []byte, prev *Mapping) bool {
+	var e envelope
+	rest, m, warnings, ok := splitEnvelope(data, prev, &e)
 	if !ok {
 		return false
 	}
-	var e envelope
-	if err := json.Unmarshal(rest, &e); err != nil {
-		return false
+	if rest != nil {
+		if err := json.Unmarshal(rest, &e); err != nil {
+			return false
+		}
 	}
 	m, err := finish(m, warnings)
 	return err == nil && s.fromEnvelope(e, m) == nil

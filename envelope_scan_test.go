@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,24 +44,49 @@ func FuzzEnvelope(f *testing.F) {
 	f.Fuzz(checkEnvelope)
 }
 
-// checkEnvelope is FuzzEnvelope's property.
+// heldMappings are the versions checkEnvelope decodes after (DecodeAfter),
+// as a subscriber holds them: none, and the canonical forms of the
+// envelopes' seeds, whose sections a mutated envelope mostly still carries.
+var heldMappings = sync.OnceValue(func() []*betasync.Mapping {
+	upstream, err := os.ReadFile("testdata/litellm_upstream.json")
+	if err != nil {
+		panic(err)
+	}
+	held := []*betasync.Mapping{nil}
+	for _, doc := range [][]byte{betasync.Default().JSON(), upstream} {
+		m, err := betasync.Parse(doc)
+		if err == nil {
+			m, err = betasync.Parse(m.JSON())
+		}
+		if err != nil {
+			panic(err)
+		}
+		held = append(held, m)
+	}
+	return held
+})
+
+// checkEnvelope is FuzzEnvelope's property: UnmarshalJSON, and DecodeAfter
+// after each of heldMappings, give what encoding/json and Parse give.
 func checkEnvelope(t *testing.T, data []byte) {
-	{
-		want, wantErr := betasync.UnmarshalSnapshotJSON(data)
+	want, wantErr := betasync.UnmarshalSnapshotJSON(data)
+	for i, held := range append([]*betasync.Mapping{nil}, heldMappings()...) {
 		var got betasync.Snapshot
-		err := got.UnmarshalJSON(data)
+		var err error
+		if i == 0 {
+			err = got.UnmarshalJSON(data)
+		} else {
+			err = got.DecodeAfter(data, held)
+		}
 		if wantErr != nil {
 			require.Error(t, err)
 			require.Equal(t, wantErr.Error(), err.Error())
-		} else {
-			require.NoError(t, err)
-			wj, err := json.Marshal(want)
-			require.NoError(t, err)
-			gj, err := json.Marshal(&got)
-			require.NoError(t, err)
-			require.Equal(t, string(wj), string(gj))
-			require.Equal(t, want.Warnings(), got.Warnings())
+			continue
 		}
+		require.NoError(t, err)
+		requireSameSnapshot(t, want, &got)
+	}
+	{
 		if json.Valid(data) {
 			var head struct {
 				Version uint64 `json:"version"`
@@ -99,5 +126,76 @@ func TestEnvelopeMutations(t *testing.T) {
 			data = slices.Insert(data, end, data[pos:end]...)
 		}
 		t.Run(fmt.Sprint(i), func(t *testing.T) { checkEnvelope(t, data) })
+	}
+}
+
+// requireSameSnapshot checks that got is want: the same envelope, warnings,
+// and sections (re-encoded from the maps, so a shared section that does not
+// match the canonical bytes would show).
+func requireSameSnapshot(t *testing.T, want, got *betasync.Snapshot) {
+	t.Helper()
+	wj, err := json.Marshal(want)
+	require.NoError(t, err)
+	gj, err := json.Marshal(got)
+	require.NoError(t, err)
+	require.Equal(t, string(wj), string(gj))
+	require.Equal(t, want.Warnings(), got.Warnings())
+	require.Equal(t, string(betasync.LegacyCanonical(want.Mapping)), string(betasync.LegacyCanonical(got.Mapping)))
+	require.Equal(t, want.Providers(), got.Providers())
+	for _, p := range want.Providers() {
+		ws, _ := want.Section(p)
+		gs, _ := got.Section(p)
+		require.Equal(t, ws, gs, "section %s", p)
+	}
+	for alias, target := range want.Aliases() {
+		require.Equal(t, want.Resolve(alias), got.Resolve(alias), "alias %s -> %s", alias, target)
+	}
+}
+
+// TestDecodeAfterChain decodes a sequence of versions, each after the one
+// decoded before it, as a subscriber does, and checks each against a decode
+// from scratch: sections shared along the chain stay right when others
+// change, appear, disappear or move.
+func TestDecodeAfterChain(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(betasync.Default().JSON(), &doc))
+	section := func(p string) map[string]any {
+		s, ok := doc[p].(map[string]any)
+		require.True(t, ok, "section %s", p)
+		return s
+	}
+	steps := []func(){
+		func() { doc["description"] = "one" },
+		func() { doc["description"] = "two" },
+		func() { section("anthropic")["chain-beta-1"] = "chain-beta-1" },
+		func() { section("anthropic")["chain-beta-1"] = nil },
+		func() { delete(section("bedrock"), "chain-beta-1") },
+		func() { doc["zz_new_provider"] = map[string]any{"a": "b"} },
+		func() { doc["aa_new_provider"] = map[string]any{"a": "b", "c": nil} },
+		func() { delete(doc, "zz_new_provider") },
+		func() { doc["aa_new_provider"] = map[string]any{"a": "b"} },
+		func() { doc["provider_aliases"] = map[string]any{"zz_alias": "anthropic"} },
+		func() { doc["bad provider"] = map[string]any{" padded": "x"} }, // warnings: not shared
+		func() { doc["description"] = "three" },
+		func() { delete(doc, "bad provider") },
+		func() { delete(doc, "description") },
+	}
+	var held *betasync.Mapping
+	for i, step := range steps {
+		step()
+		raw, err := json.Marshal(doc)
+		require.NoError(t, err)
+		m, err := betasync.Parse(raw)
+		require.NoError(t, err, "step %d", i)
+		snap := betasync.NewSnapshot(m, betasync.SourceRemote, time.Unix(1e9, 0))
+		snap.Version = uint64(i + 1)
+		data, err := json.Marshal(snap)
+		require.NoError(t, err)
+		want, err := betasync.UnmarshalSnapshotJSON(data)
+		require.NoError(t, err)
+		var got betasync.Snapshot
+		require.NoError(t, got.DecodeAfter(data, held), "step %d", i)
+		requireSameSnapshot(t, want, &got)
+		held = got.Mapping
 	}
 }

@@ -67,9 +67,16 @@ type Mapping struct {
 	// target's table (nil without one) and hides a section of its name.
 	tables map[string]map[string]*string
 
-	warnings  []string
-	canonical []byte
+	warnings []string
+	// canonical is the canonical encoding; when the source was canonical
+	// already, a substring of it, as the keys and names are.
+	canonical string
 	hash      string
+
+	// spans locate, in canonical, the sections that a later version's
+	// decode may share when it carries them byte for byte (see
+	// scanner.reuse); set only when canonical is the parsed source itself.
+	spans []sectionSpan
 }
 
 // Parse decodes and validates a mapping document. The structure is strict,
@@ -175,11 +182,17 @@ func (m *Mapping) build() {
 		m.tables[alias] = m.providers[target]
 	}
 
-	if m.canonical == nil { // parseScan sets it when the source is canonical already
-		m.canonical = m.appendCanonical(make([]byte, 0, m.canonicalSizeHint()))
+	if m.canonical == "" { // the scanner sets it, and the hash, when the source is canonical already
+		b := m.appendCanonical(make([]byte, 0, m.canonicalSizeHint()))
+		m.canonical = string(b)
+		m.hash = hashOf(b)
 	}
-	sum := sha256.Sum256(m.canonical)
-	m.hash = hex.EncodeToString(sum[:])
+}
+
+// hashOf is the hex sha256 of a canonical encoding.
+func hashOf(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
 }
 
 // parser collects the warnings of one Parse.
@@ -467,12 +480,12 @@ func describe(tok json.Token) string {
 // equal hash whatever the key order or white space of the source.
 func (m *Mapping) Hash() string { return m.hash }
 
-// JSON returns the canonical encoding (sorted keys, no white space). The
-// caller must not modify it.
-func (m *Mapping) JSON() []byte { return m.canonical }
+// JSON returns the canonical encoding (sorted keys, no white space), a
+// copy the caller may keep or modify.
+func (m *Mapping) JSON() []byte { return []byte(m.canonical) }
 
 // MarshalJSON encodes the mapping canonically.
-func (m *Mapping) MarshalJSON() ([]byte, error) { return m.canonical, nil }
+func (m *Mapping) MarshalJSON() ([]byte, error) { return []byte(m.canonical), nil }
 
 // Description returns the document's description, if any.
 func (m *Mapping) Description() string { return m.description }

@@ -15,7 +15,7 @@ import (
 // never accepts what the token walk rejects, and when it accepts, the result
 // is the same (FuzzParseScan checks both).
 func parseScan(data []byte) (*Mapping, []string, bool) {
-	sc := scanner{s: string(data)} // one copy; keys and names are substrings of it
+	sc := scanner{s: string(data), src: data} // one copy; keys and names are substrings of it
 	sc.ws()
 	m, warnings, ok := sc.mapping()
 	if !ok {
@@ -38,7 +38,8 @@ func (sc *scanner) mapping() (*Mapping, []string, bool) {
 		providers: make(map[string]map[string]*string, 8),
 	}
 	var seenDescription, seenAliases bool
-	var entries []scanEntry // scratch, reused by every section
+	var entries []scanEntry            // scratch, reused by every section
+	spans := make([]sectionSpan, 0, 8) // the sections that a later version may share
 
 	if !sc.consume('{') {
 		return nil, nil, false
@@ -76,11 +77,17 @@ func (sc *scanner) mapping() (*Mapping, []string, bool) {
 				if nameFlaw(key) != "" {
 					p.checkCallerName(key, "provider name")
 				}
-				var section map[string]*string
-				if section, entries, ok = sc.section(&p, key, entries[:0]); !ok {
-					return nil, nil, false
+				start, warned := sc.i, len(p.warnings)
+				section, reused := sc.reuse(key)
+				if !reused {
+					if section, entries, ok = sc.section(&p, key, entries[:0]); !ok {
+						return nil, nil, false
+					}
 				}
 				m.providers[key] = section
+				if sc.plain && len(p.warnings) == warned {
+					spans = append(spans, sectionSpan{provider: key, start: start - begin, end: sc.i - begin})
+				}
 			}
 			sc.ws()
 			if sc.consume(',') {
@@ -96,7 +103,10 @@ func (sc *scanner) mapping() (*Mapping, []string, bool) {
 	// The canonical encoding leaves out an empty description and empty
 	// aliases; otherwise a plain source is canonical, and is kept as is.
 	if sc.plain && (!seenDescription || m.description != "") && (!seenAliases || len(m.aliases) > 0) {
-		m.canonical = []byte(sc.s[begin:sc.i])
+		// No copy: a substring, and the hash of the same bytes as given.
+		m.canonical = sc.s[begin:sc.i]
+		m.hash = hashOf(sc.src[begin:sc.i])
+		m.spans = spans
 	}
 	return m, p.warnings, true
 }
@@ -107,8 +117,13 @@ type scanEntry struct {
 }
 
 type scanner struct {
-	s string
-	i int
+	s   string
+	src []byte // the bytes s was copied from, unchanged while scanning
+	i   int
+	// prev, when set, is the version decoded before this one: its plain
+	// sections that this document carries byte for byte are shared, not
+	// parsed again (reuse).
+	prev *Mapping
 	// plain stays true while the source is its own canonical encoding: no
 	// white space, keys in increasing order, strings with nothing to escape.
 	plain bool
@@ -281,4 +296,43 @@ func (sc *scanner) section(p *parser, provider string, entries []scanEntry) (map
 		return nil, entries, false
 	}
 	return section, entries, true
+}
+
+// sectionSpan is where one provider's section lies in a Mapping's
+// canonical encoding: a plain section (no white space, keys in increasing
+// order, nothing escaped) that gave no warning.
+type sectionSpan struct {
+	provider   string
+	start, end int
+}
+
+// reuse returns prev's section for provider when the document carries, at
+// sc.i, exactly the bytes prev's section was parsed from, and moves past
+// them. The scan is deterministic and reads a value from left to right up
+// to its closing brace, so the same bytes give the same section, the same
+// end, no warning (spans holds only sections that gave none) and leave
+// plain as it was: the result is what section would return, without the
+// work. prev's maps are immutable, so sharing them is safe.
+func (sc *scanner) reuse(provider string) (map[string]*string, bool) {
+	if sc.prev == nil || !sc.plain {
+		return nil, false
+	}
+	spans := sc.prev.spans
+	for k := range spans {
+		sp := &spans[k]
+		if sp.provider != provider {
+			continue
+		}
+		raw := sc.prev.canonical[sp.start:sp.end]
+		if len(sc.s)-sc.i < len(raw) || sc.s[sc.i:sc.i+len(raw)] != raw {
+			return nil, false
+		}
+		section, ok := sc.prev.providers[provider]
+		if !ok {
+			return nil, false
+		}
+		sc.i += len(raw)
+		return section, true
+	}
+	return nil, false
 }

@@ -78,3 +78,74 @@ func BenchmarkPodDecodeJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPodDecodeAfter is BenchmarkPodDecode as a subscriber runs it,
+// with the version it holds (DecodeAfter): the event's sections that are
+// byte for byte the held version's are shared, not decoded again. The
+// cases: only the description changed (what cmd/betasync-bench's upstream
+// serves), one beta renamed in one section, and every section changed
+// (nothing to share).
+func BenchmarkPodDecodeAfter(b *testing.B) {
+	held := editedFixture(b, func(doc map[string]any) { doc["description"] = "held" })
+	for _, c := range []struct {
+		name string
+		edit func(map[string]any)
+	}{
+		{"description", func(doc map[string]any) { doc["description"] = "next" }},
+		{"one-beta", func(doc map[string]any) {
+			if section, ok := doc["anthropic"].(map[string]any); ok {
+				section["bench-beta-2099-01-01"] = "bench-beta-2099-01-01"
+			}
+		}},
+		{"every-section", func(doc map[string]any) {
+			for k, v := range doc {
+				if section, ok := v.(map[string]any); ok && k != betasync.KeyAliases {
+					section["bench-beta-2099-01-01"] = nil
+				}
+			}
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			snap := betasync.NewSnapshot(editedFixture(b, c.edit), betasync.SourceRemote, time.Unix(1e9, 0))
+			snap.Version = 43
+			data, err := json.Marshal(snap)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := betasync.PeekVersion(data); err != nil {
+					b.Fatal(err)
+				}
+				var got betasync.Snapshot
+				if err := got.DecodeAfter(data, held); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// editedFixture parses the upstream fixture after edit, in canonical form.
+func editedFixture(tb testing.TB, edit func(map[string]any)) *betasync.Mapping {
+	tb.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(fixture(tb), &doc); err != nil {
+		tb.Fatal(err)
+	}
+	edit(doc)
+	data, err := json.Marshal(doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := betasync.Parse(data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// As a pod holds it: decoded from its canonical form.
+	if m, err = betasync.Parse(m.JSON()); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}

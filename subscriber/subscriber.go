@@ -555,14 +555,18 @@ func (s *Subscriber) applyEvent(data []byte) {
 		s.warnRejected("ignoring an undecodable config.updated event", "err", err)
 		return
 	}
-	if cur := s.cur.Load(); v <= cur.Version {
+	cur := s.cur.Load()
+	if v <= cur.Version {
 		s.stale.Add(1)
 		s.log.Debug("ignoring a stale or duplicate version", "version", v, "current", cur.Version)
 		s.confirm(cur)
 		return
 	}
 	snap := new(betasync.Snapshot)
-	err = snap.UnmarshalJSON(data) // not json.Unmarshal, which would scan it once more first
+	// UnmarshalJSON's decode and checks (not json.Unmarshal, which would
+	// scan it once more first), sharing the sections that did not change
+	// since the version in use.
+	err = snap.DecodeAfter(data, cur.Mapping)
 	if err == nil && s.verifier != nil {
 		err = s.verifier.Verify(snap)
 	}
