@@ -83,6 +83,21 @@ func isHelp(arg string) bool {
 	return false
 }
 
+// helpAsked reports whether a command's arguments ask for help: "help"
+// first, or -h, -help or --help anywhere before "--", so `betasync COMMAND
+// ARG --help` prints the usage like `betasync COMMAND --help`.
+func helpAsked(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "help" && i == 0, a == "-h", a == "-help", a == "--help":
+			return true
+		}
+	}
+	return false
+}
+
 // parseInterspersed parses flags wherever they appear among the positional
 // arguments (`filter HEADER -provider bedrock` as well as `filter -provider
 // bedrock HEADER`), and returns the positional ones. After "--" everything
