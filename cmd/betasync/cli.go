@@ -74,15 +74,6 @@ func printDaemonHelp(w io.Writer) error {
 	return nil
 }
 
-// isHelp reports whether arg asks for help.
-func isHelp(arg string) bool {
-	switch arg {
-	case "-h", "-help", "--help", "help":
-		return true
-	}
-	return false
-}
-
 // helpAsked reports whether a command's arguments ask for help: "help"
 // first, or -h, -help or --help anywhere before "--", so `betasync COMMAND
 // ARG --help` prints the usage like `betasync COMMAND --help`.
