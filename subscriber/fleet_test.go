@@ -139,6 +139,8 @@ func TestPodDiscovery(t *testing.T) {
 	require.NoError(t, err)
 	var in micro.Info
 	require.NoError(t, json.Unmarshal(collect(t, nc, info, 1)[0].Data, &in))
+	assert.Equal(t, "betasync pod "+in.Metadata["pod"]+": the anthropic-beta mapping version this pod serves", in.Description,
+		"nats micro ls shows the description: it names the pod")
 	require.Len(t, in.Endpoints, 1)
 	assert.Equal(t, "status", in.Endpoints[0].Name)
 	assert.Equal(t, publisher.SubjectPodStatus, in.Endpoints[0].Subject)
