@@ -205,6 +205,8 @@ func TestDaemonGeneratesMasterKey(t *testing.T) {
 	m := regexp.MustCompile(`master key is (sk-\S+)`).FindStringSubmatch(d.stdout.String())
 	require.NotNil(t, m, "stdout: %s", d.stdout)
 	key := m[1]
+	assert.Equal(t, "betasync: LITELLM_MASTER_KEY is not set; this run's master key is "+key+"\n", d.stdout.String(),
+		"the generated key is the only line on stdout; everything else is a log line on stderr")
 
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+"/schedule/anthropic_beta_headers_reload/status", nil)
 	require.NoError(t, err)
