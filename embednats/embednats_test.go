@@ -91,7 +91,8 @@ func TestServerErrorsAreKept(t *testing.T) {
 	var errorLine bool
 	for _, l := range logLines(t, &buf) {
 		assert.Equal(t, "nats-server", l["component"], l)
-		errorLine = errorLine || (l["level"] == "ERROR" && strings.Contains(l["msg"].(string), "address already in use"))
+		msg, _ := l["msg"].(string)
+		errorLine = errorLine || (l["level"] == "ERROR" && strings.Contains(msg, "address already in use"))
 	}
 	assert.True(t, errorLine, "the listen error at ERROR: %s", buf.String())
 }
