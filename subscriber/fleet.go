@@ -45,9 +45,11 @@ func (s *Subscriber) startFleet() error {
 		return nil
 	}
 	svc, err := micro.AddService(s.nc, micro.Config{
-		Name:        publisher.PodServiceName,
-		Version:     podServiceVersion,
-		Description: "betasync pod: the anthropic-beta mapping version this pod serves",
+		Name:    publisher.PodServiceName,
+		Version: podServiceVersion,
+		// The id in the description too, so `nats micro ls` (which shows
+		// descriptions, not metadata) says which pod is which.
+		Description: "betasync pod " + s.podID + ": the anthropic-beta mapping version this pod serves",
 		Metadata:    map[string]string{"pod": s.podID},
 	})
 	if err != nil {

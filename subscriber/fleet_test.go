@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -138,6 +139,8 @@ func TestPodDiscovery(t *testing.T) {
 	require.NoError(t, err)
 	var in micro.Info
 	require.NoError(t, json.Unmarshal(collect(t, nc, info, 1)[0].Data, &in))
+	assert.Equal(t, "betasync pod "+in.Metadata["pod"]+": the anthropic-beta mapping version this pod serves", in.Description,
+		"nats micro ls shows the description: it names the pod")
 	require.Len(t, in.Endpoints, 1)
 	assert.Equal(t, "status", in.Endpoints[0].Name)
 	assert.Equal(t, publisher.SubjectPodStatus, in.Endpoints[0].Subject)
@@ -189,4 +192,26 @@ func TestPodRecordsAVersionKVDoesNotHold(t *testing.T) {
 	assert.Equal(t, uint64(1000), got.Version)
 	assert.Equal(t, "resync", got.Via)
 	assert.Contains(t, got.Reason, "is not the one stored in KV")
+}
+
+// A stored version the pod refuses (here: unsigned, and the pod trusts a
+// key) is recorded with the revision KV holds, the version it claimed.
+func TestPodRecordsTheRevisionOfARejectedStoredVersion(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.JetStream(t)
+	v1 := put(t, ensure(t, js), doc(t, 1), 0)
+	kp, err := nkeys.CreateUser()
+	require.NoError(t, err)
+	pub, err := kp.PublicKey()
+	require.NoError(t, err)
+	v, err := betasync.NewVerifier(pub)
+	require.NoError(t, err)
+	p := newPod(t, srv.Connect(t), subscriber.WithPodID("pod-a"), subscriber.WithVerifier(v))
+
+	require.Eventually(t, func() bool { return p.Status().LastRejected != nil }, waitFor, time.Millisecond)
+	got := p.Status().LastRejected
+	assert.Equal(t, v1, got.Version)
+	assert.Equal(t, "kv", got.Via)
+	assert.Contains(t, got.Reason, "is not signed")
+	assert.Equal(t, uint64(0), p.Status().Version, "the embedded default keeps serving")
 }

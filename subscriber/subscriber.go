@@ -471,7 +471,13 @@ func (s *Subscriber) readKV(ctx context.Context) *betasync.Snapshot {
 			return nil
 		case errors.Is(err, kv.ErrCorrupt):
 			s.invalid.Add(1)
-			s.reject(0, "kv", err)
+			// The version a stored entry claims is its revision, known
+			// even when its content is not valid.
+			var rev uint64
+			if ce, ok := errors.AsType[*kv.CorruptError](err); ok {
+				rev = ce.Revision
+			}
+			s.reject(rev, "kv", err)
 			s.log.Warn("the stored mapping is not valid; keeping the current one", "err", err)
 			return nil
 		case attempt == 8:

@@ -74,11 +74,17 @@ func printDaemonHelp(w io.Writer) error {
 	return nil
 }
 
-// isHelp reports whether arg asks for help.
-func isHelp(arg string) bool {
-	switch arg {
-	case "-h", "-help", "--help", "help":
-		return true
+// helpAsked reports whether a command's arguments ask for help: "help"
+// first, or -h, -help or --help anywhere before "--", so `betasync COMMAND
+// ARG --help` prints the usage like `betasync COMMAND --help`.
+func helpAsked(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "help" && i == 0, a == "-h", a == "-help", a == "--help":
+			return true
+		}
 	}
 	return false
 }

@@ -19,7 +19,7 @@ import (
 // envVars lists every variable the daemon reads, with its default, in the
 // order the README documents them.
 var envVars = []struct{ name, def, doc string }{
-	{"LITELLM_ANTHROPIC_BETA_HEADERS_URL", worker.DefaultURL, "where to fetch the mapping (http or https)"},
+	{"LITELLM_ANTHROPIC_BETA_HEADERS_URL", worker.DefaultURL, "where to fetch the mapping (http or https); the default is LiteLLM's file on GitHub main"},
 	{"LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "False", "True: never fetch; reload re-reads BETASYNC_LOCAL_CONFIG (or the embedded mapping)"},
 	{"LITELLM_MASTER_KEY", "", "master (admin) key for the API; generated and printed at start when no key is configured"},
 	{"NATS_URL", "", "join this NATS (comma-separated URLs); empty: run an embedded server"},

@@ -7,8 +7,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -203,4 +205,48 @@ func matches(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestNATSVersionAndMaxPayloadAgree keeps one NATS server version and one
+// max_payload across what a reader may run: the server the daemon embeds
+// (go.mod), docker-compose.yml, and the Helm command, written the same in
+// the README and in the manifest's comment.
+func TestNATSVersionAndMaxPayloadAgree(t *testing.T) {
+	read := func(path string) string {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		return string(data)
+	}
+	gomod := regexp.MustCompile(`github.com/nats-io/nats-server/v2 v(2\.\d+)\.`).FindStringSubmatch(read("../../go.mod"))
+	require.NotNil(t, gomod, "go.mod requires nats-server")
+	minor := gomod[1]
+
+	helm := func(text, linePrefix string) string {
+		var cmd []string
+		in := false
+		for line := range strings.Lines(text) {
+			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), linePrefix))
+			if strings.HasPrefix(line, "helm install ") {
+				in = true
+			}
+			if in {
+				cmd = append(cmd, strings.Fields(strings.TrimSuffix(line, `\`))...)
+				if !strings.HasSuffix(line, `\`) {
+					break
+				}
+			}
+		}
+		return strings.Join(cmd, " ")
+	}
+	inReadme := helm(read("../../README.md"), "")
+	inManifest := helm(read("../../deploy/kubernetes/betasync.yaml"), "#")
+	require.NotEmpty(t, inReadme)
+	assert.Equal(t, inReadme, inManifest, "the README's and the manifest's helm install")
+	assert.Contains(t, inReadme, "--set container.image.tag="+minor+"-alpine")
+	assert.Contains(t, inReadme, "--set-string 'config.merge.max_payload=<< 4MB >>'")
+
+	compose := read("../../docker-compose.yml")
+	assert.Contains(t, compose, "image: nats:"+minor+"-alpine")
+	assert.Contains(t, compose, "max_payload: 4MB")
+	assert.Contains(t, read("../../scripts/nats-server.conf"), "\nmax_payload: 4MB\n")
 }

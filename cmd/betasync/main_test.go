@@ -205,6 +205,8 @@ func TestDaemonGeneratesMasterKey(t *testing.T) {
 	m := regexp.MustCompile(`master key is (sk-\S+)`).FindStringSubmatch(d.stdout.String())
 	require.NotNil(t, m, "stdout: %s", d.stdout)
 	key := m[1]
+	assert.Equal(t, "betasync: LITELLM_MASTER_KEY is not set; this run's master key is "+key+"\n", d.stdout.String(),
+		"the generated key is the only line on stdout; everything else is a log line on stderr")
 
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, d.url+"/schedule/anthropic_beta_headers_reload/status", nil)
 	require.NoError(t, err)
@@ -612,19 +614,26 @@ func TestSignedDaemon(t *testing.T) {
 func TestReadmeEnvTable(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
-	row := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\| ([^|]*) \\|")
+	row := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]+)` \\| ([^|]*) \\| (.*) \\|$")
 	_, table, ok := strings.Cut(string(data), "## Environment")
 	require.True(t, ok)
 	table, _, _ = strings.Cut(table, "\n## ")
-	var names []string
+	// Each row as --help prints it: name, default, meaning (backticks are
+	// the README's markup only).
+	unquote := strings.NewReplacer("`", "")
+	var rows []string
 	for _, m := range row.FindAllStringSubmatch(table, -1) {
-		names = append(names, m[1])
+		rows = append(rows, m[1]+" | "+unquote.Replace(m[2])+" | "+unquote.Replace(m[3]))
 	}
 	var want []string
 	for _, e := range envVars {
-		want = append(want, e.name)
+		def := e.def
+		if def == "" {
+			def = "(empty)"
+		}
+		want = append(want, e.name+" | "+def+" | "+e.doc)
 	}
-	assert.Equal(t, want, names)
+	assert.Equal(t, want, rows)
 }
 
 func TestCLIHelpAndFlags(t *testing.T) {
@@ -650,13 +659,29 @@ func TestCLIHelpAndFlags(t *testing.T) {
 			assert.Contains(t, out, "  "+e.name+" (default "+def+")")
 		}
 	})
-	for _, cmd := range []string{"filter", "validate"} {
+	for _, cmd := range []string{"filter", "validate", "keygen", "version"} {
 		t.Run(cmd+" --help", func(t *testing.T) {
 			out, err := runOut(t, cmd, "--help")
 			require.NoError(t, err)
 			assert.Contains(t, out, "usage: betasync "+cmd)
 		})
 	}
+	t.Run("--help after a positional argument", func(t *testing.T) {
+		out, err := runOut(t, "validate", "../../default_mapping.json", "--help")
+		require.NoError(t, err)
+		assert.Contains(t, out, "usage: betasync validate")
+	})
+	t.Run("an unknown flag after the file is refused by name", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"validate", "../../default_mapping.json", "-x"},
+			{"filter", "context-1m-2025-08-07", "-provider", "bedrock", "-x"},
+		} {
+			_, err := runOut(t, args...)
+			require.Error(t, err, args)
+			assert.Equal(t, 2, exitCode(err), args)
+			assert.Contains(t, err.Error(), "flag provided but not defined: -x", args)
+		}
+	})
 	t.Run("flags after the header", func(t *testing.T) {
 		out, err := runOut(t, "filter", "context-1m-2025-08-07,advanced-tool-use-2025-11-20", "-provider", "bedrock")
 		require.NoError(t, err)

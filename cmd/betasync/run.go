@@ -44,18 +44,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "filter":
 		return runFilter(args[2:], stdin, stdout, stderr)
 	case "validate":
-		return runValidate(args[2:], stdout)
+		return runValidate(args[2:], stdout, stderr)
 	case "keygen":
+		if helpAsked(args[2:]) {
+			_, err := io.WriteString(stdout, "usage: betasync keygen\n\nPrints a new signing key: BETASYNC_SIGNING_SEED (secret, for the workers)\nand BETASYNC_TRUSTED_KEYS (public, for the pods).\n")
+			return err
+		}
 		if len(args) > 2 {
-			if isHelp(args[2]) {
-				_, err := io.WriteString(stdout, "usage: betasync keygen\n\nPrints a new signing key: BETASYNC_SIGNING_SEED (secret, for the workers)\nand BETASYNC_TRUSTED_KEYS (public, for the pods).\n")
-				return err
-			}
 			return usageError{fmt.Sprintf("keygen takes no arguments, got %q", args[2])}
 		}
 		return runKeygen(stdout)
 	case "version", "-version", "--version":
-		if len(args) > 2 && !isHelp(args[2]) {
+		if helpAsked(args[2:]) {
+			_, err := io.WriteString(stdout, "usage: betasync version (or betasync --version)\n\nPrints the version, the commit and the build date (set by make build's link\nflags; otherwise from the build information go build records).\n")
+			return err
+		}
+		if len(args) > 2 {
 			return usageError{fmt.Sprintf("version takes no arguments, got %q", args[2])}
 		}
 		return printVersion(stdout)

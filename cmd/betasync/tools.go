@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,17 +23,14 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			"line of stdin. Flags may come before or after HEADER.\n\n")
 		fs.PrintDefaults()
 	}
-	if len(args) > 0 && isHelp(args[0]) {
+	if helpAsked(args) {
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return nil
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err.Error()}
+		return usageError{"filter: " + err.Error()}
 	}
 	if *provider == "" {
 		return usageError{"filter: -provider is required"}
@@ -77,23 +72,36 @@ func runFilter(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // runValidate checks a mapping file and prints a one-line summary, then one
 // line per warning (what LiteLLM tolerates but can never match).
-func runValidate(args []string, stdout io.Writer) error {
-	if len(args) == 1 && isHelp(args[0]) {
-		_, err := io.WriteString(stdout, "usage: betasync validate FILE\n\nChecks a mapping document as the worker does before storing it; prints a\none-line summary and any warnings. Exit 1 when it is invalid.\n")
-		return err
+func runValidate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: betasync validate FILE\n\n"+
+			"Checks a mapping document as the worker does before storing it; prints a\n"+
+			"one-line summary and any warnings. Exit 1 when it is invalid. It takes no flags.\n")
 	}
-	if len(args) != 1 {
-		return usageError{"validate: give exactly one FILE"}
+	if helpAsked(args) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil
 	}
-	m, err := readMapping(args[0])
+	// Flags anywhere among the arguments are parsed (and, validate having
+	// none, refused by name), never taken for a file name.
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageError{"validate: " + err.Error()}
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Sprintf("validate: give exactly one FILE, got %d", len(pos))}
+	}
+	m, err := readMapping(pos[0])
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(stdout, "%s: valid: %s (%s)\n", args[0], m.Summary(), strings.Join(m.Providers(), ", ")); err != nil {
+	if _, err := fmt.Fprintf(stdout, "%s: valid: %s (%s)\n", pos[0], m.Summary(), strings.Join(m.Providers(), ", ")); err != nil {
 		return err
 	}
 	for _, w := range m.Warnings() {
-		if _, err := fmt.Fprintf(stdout, "%s: warning: %s\n", args[0], w); err != nil {
+		if _, err := fmt.Fprintf(stdout, "%s: warning: %s\n", pos[0], w); err != nil {
 			return err
 		}
 	}
