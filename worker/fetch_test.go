@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,4 +305,48 @@ func TestReloadOverTamperedEntryWithTheRealETag(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, first.Hash, latest.Hash())
 	assert.Equal(t, res.Version, latest.Version)
+}
+
+// TestReloadWithAStaleKnownVersion: the fetch runs while KV is read, with
+// the validators of the version this replica last saw. When another
+// replica has stored a newer version meanwhile, a "not modified" to the
+// stale validators says nothing about the stored version: the worker
+// fetches again with the stored version's validators.
+func TestReloadWithAStaleKnownVersion(t *testing.T) {
+	srv := natstest.Start(t)
+	var current atomic.Pointer[string] // the upstream's document: "x" or "y"
+	docs := map[string][]byte{"x": docUpstream, "y": docOther}
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		name := *current.Load()
+		etag := `"` + name + `"`
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		serve(docs[name])(w, r)
+	})
+	set := func(name string) { current.Store(&name) }
+	a := newWorker(t, connect(t, srv), worker.Config{URL: up.URL, ReplicaID: "a"})
+	b := newWorker(t, connect(t, srv), worker.Config{URL: up.URL, ReplicaID: "b"})
+	ctx := t.Context()
+
+	set("x")
+	_, err := a.Reload(ctx) // a knows x
+	require.NoError(t, err)
+	set("y")
+	_, err = b.Reload(ctx) // KV holds y; a still knows x
+	require.NoError(t, err)
+	set("x")
+	hits := up.Hits()
+	res, err := a.Reload(ctx)
+	require.NoError(t, err)
+	assert.True(t, res.Changed, "x is stored again over y, not taken for unchanged")
+	assert.Equal(t, hashOf(t, docUpstream), res.Hash)
+	assert.Equal(t, hits+2, up.Hits(), "a conditional fetch with x's ETag (304), then one with y's")
+	assert.Equal(t, `"y"`, up.LastHeader().Get("If-None-Match"))
+	stored := connect(t, srv)
+	latest, err := stored.Store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, hashOf(t, docUpstream), latest.Hash())
 }

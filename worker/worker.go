@@ -125,6 +125,9 @@ type Worker struct {
 
 	fleet  func(ctx context.Context) ([]betasync.PodStatus, error) // fleet.go
 	beacon func(version uint64, hash string) error
+	// known is the version this replica last read from KV or stored: the
+	// validators of a fetch that runs while KV is read (refresh).
+	known atomic.Pointer[betasync.Snapshot]
 }
 
 // tenure is one continuous holding of the lease.
@@ -266,11 +269,33 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 	}
 	defer release()
 	start := w.now()
+	// The fetch does not wait for the KV read: it sends the validators of
+	// the version this replica last read or stored, and a "not modified"
+	// counts only if they are those of the version the read returns;
+	// otherwise it fetches again with the right ones.
+	known := w.known.Load()
+	type fetched struct {
+		snap *betasync.Snapshot
+		err  error
+	}
+	got := make(chan fetched, 1)
+	fctx, cancelFetch := context.WithCancel(ctx)
+	defer cancelFetch()
+	go func() {
+		snap, err := w.load(fctx, known)
+		got <- fetched{snap, err}
+	}()
 	latest, expected, err := w.stored(ctx)
 	if err != nil {
+		cancelFetch()
+		<-got
 		return res, err
 	}
-	snap, err := w.load(ctx, latest)
+	f := <-got
+	snap, err := f.snap, f.err
+	if err == nil && snap == nil && w.validators(known) != w.validators(latest) {
+		snap, err = w.load(ctx, latest)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -311,6 +336,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 			return res, storeErr("storing the mapping", err)
 		}
 		snap.Version = rev
+		w.known.Store(snap)
 		if err := w.announce(ctx, snap); err != nil {
 			// Pods re-read KV on reconnect and on their safety interval.
 			w.log.Warn("announcing the new version failed; pods will catch up from KV", "version", rev, "err", err)
@@ -329,10 +355,12 @@ func (w *Worker) stored(ctx context.Context) (*betasync.Snapshot, uint64, error)
 	latest, err := w.mappings.Latest(ctx)
 	if corrupt, ok := errors.AsType[*kv.CorruptError](err); ok {
 		w.log.Warn("the stored mapping is not valid; storing a valid version over it", "version", corrupt.Revision, "err", err)
+		w.known.Store(nil)
 		return nil, corrupt.Revision, nil
 	}
 	switch {
 	case err == nil:
+		w.known.Store(latest)
 		return latest, latest.Version, nil
 	case betasync.ErrorCode(err) == betasync.ENOTFOUND:
 		return nil, 0, nil
@@ -349,10 +377,8 @@ func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync
 	if w.cfg.LocalOnly {
 		return w.localSnapshot()
 	}
-	var etag, lastModified string
-	if latest != nil && (latest.Source == betasync.SourceRemote || latest.Source == betasync.SourceOverride) && latest.URL == w.cfg.URL {
-		etag, lastModified = latest.ETag, latest.LastModified
-	}
+	v := w.validators(latest)
+	etag, lastModified := v.etag, v.lastModified
 	began := time.Now()
 	f, err := w.fetcher.fetch(ctx, etag, lastModified)
 	switch {
@@ -376,6 +402,17 @@ func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync
 	snap := betasync.NewSnapshot(m, betasync.SourceRemote, w.now())
 	snap.URL, snap.ETag, snap.LastModified = w.cfg.URL, f.etag, f.lastModified
 	return snap, nil
+}
+
+// validators are what a conditional fetch sends for latest: its ETag and
+// Last-Modified when it came from the configured URL, none otherwise.
+type validators struct{ etag, lastModified string }
+
+func (w *Worker) validators(latest *betasync.Snapshot) validators {
+	if latest != nil && (latest.Source == betasync.SourceRemote || latest.Source == betasync.SourceOverride) && latest.URL == w.cfg.URL {
+		return validators{latest.ETag, latest.LastModified}
+	}
+	return validators{}
 }
 
 // localSnapshot wraps the local file's mapping, or the embedded default.
