@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/betasync/betasync/internal/natstest"
+	"github.com/betasync/betasync/kv"
 	"github.com/betasync/betasync/publisher"
 	"github.com/betasync/betasync/subscriber"
 )
@@ -20,16 +22,7 @@ import (
 // another hash, garbage) costs the pod at most one KV read a second, and
 // never moves it off the version KV holds.
 func TestBeaconFlood(t *testing.T) {
-	srv := natstest.Start(t)
-	nc := srv.Connect(t)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	store := ensure(t, js)
-	v1 := put(t, store, doc(t, 1), 0)
-	p := newPod(t, srv.Connect(t), subscriber.WithResyncInterval(time.Hour))
-	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
-	defer cancel()
-	require.NoError(t, p.WaitReady(ctx))
+	nc, _, v1, p := beaconed(t)
 	held := p.Current()
 	require.Equal(t, v1, held.Version)
 	before := p.Stats().Resyncs
@@ -64,16 +57,7 @@ func TestBeaconFlood(t *testing.T) {
 // the last read a beacon caused is acted on a second after it, not
 // dropped: the pod still catches up with no further beacon.
 func TestBeaconHeldBackIsNotLost(t *testing.T) {
-	srv := natstest.Start(t)
-	nc := srv.Connect(t)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	store := ensure(t, js)
-	v1 := put(t, store, doc(t, 1), 0)
-	p := newPod(t, srv.Connect(t), subscriber.WithResyncInterval(time.Hour))
-	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
-	defer cancel()
-	require.NoError(t, p.WaitReady(ctx))
+	nc, store, v1, p := beaconed(t)
 	reads := p.Stats().Resyncs
 
 	// A forged beacon: the pod reads KV and keeps v1.
@@ -86,4 +70,21 @@ func TestBeaconHeldBackIsNotLost(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, publisher.PublishBeacon(nc, v2, stored.Hash()))
 	assert.Equal(t, v2, p.waitVersion(t, v2).Version, "read a second after the last, not dropped")
+}
+
+// beaconed stores version v1 and starts a pod whose resync is an hour
+// away, so only beacons make it read KV; nc publishes them.
+func beaconed(t *testing.T) (nc *nats.Conn, store *kv.Mappings, v1 uint64, p *pod) {
+	t.Helper()
+	srv := natstest.Start(t)
+	nc = srv.Connect(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	store = ensure(t, js)
+	v1 = put(t, store, doc(t, 1), 0)
+	p = newPod(t, srv.Connect(t), subscriber.WithResyncInterval(time.Hour))
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	require.NoError(t, p.WaitReady(ctx))
+	return nc, store, v1, p
 }

@@ -75,19 +75,8 @@ func startRegions(dir string) (hub, leaves []*server.Server, err error) {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
 		remotes = append(remotes, fmt.Sprintf("nats://127.0.0.1:%d", leafPorts[i]))
 	}
-	start := func(opts *server.Options) (*server.Server, error) {
-		s, err := server.NewServer(opts)
-		if err != nil {
-			return nil, err
-		}
-		s.Start()
-		if !s.ReadyForConnections(30 * time.Second) {
-			return s, fmt.Errorf("%s not ready", opts.ServerName)
-		}
-		return s, nil
-	}
 	for i := range size {
-		s, err := start(&server.Options{
+		s, err := startServer(&server.Options{
 			ServerName:      fmt.Sprintf("hub-%d", i+1),
 			Host:            "127.0.0.1",
 			Port:            -1,
@@ -108,7 +97,7 @@ func startRegions(dir string) (hub, leaves []*server.Server, err error) {
 	}
 	urls := server.RoutesFromStr(strings.Join(remotes, ","))
 	for i := range 2 {
-		s, err := start(&server.Options{
+		s, err := startServer(&server.Options{
 			ServerName: fmt.Sprintf("region-%d", i+1),
 			Host:       "127.0.0.1",
 			Port:       -1,
