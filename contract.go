@@ -192,7 +192,22 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 // give the same section). The document is still read whole, and its hash
 // computed over every byte and checked.
 func (s *Snapshot) DecodeAfter(data []byte, prev *Mapping) error {
-	if s.unmarshalFast(data, prev) { // envelope_scan.go
+	return s.decodeAfter(data, prev, false)
+}
+
+// DecodeOwnedAfter is DecodeAfter for a buffer the caller hands over for
+// good: data must never change afterwards, because the snapshot refers into
+// it instead of copying it. A NATS message's payload, which the client
+// allocates for each message, is such a buffer once nothing else holds the
+// message; the subscriber decodes every event this way, which saves a copy
+// of the document (and the garbage collection it costs) per pod and
+// version.
+func (s *Snapshot) DecodeOwnedAfter(data []byte, prev *Mapping) error {
+	return s.decodeAfter(data, prev, true)
+}
+
+func (s *Snapshot) decodeAfter(data []byte, prev *Mapping, owned bool) error {
+	if s.unmarshalFast(data, prev, owned) { // envelope_scan.go
 		return nil
 	}
 	var e envelope

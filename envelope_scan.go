@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"unsafe"
 )
 
 // peekVersionFast reads the version of an envelope as Snapshot.MarshalJSON
@@ -34,8 +35,18 @@ func peekVersionFast(data []byte) (v uint64, ok bool) {
 //
 // prev, when not nil, is the version decoded before: sections it holds
 // byte for byte are shared rather than parsed again (scanner.reuse).
-func splitEnvelope(data []byte, prev *Mapping, e *envelope) (rest []byte, m *Mapping, warnings []string, ok bool) {
-	sc := scanner{s: string(data), src: data, prev: prev}
+//
+// owned: data is never modified again, so the scanner reads it as a string
+// in place (keys, names and the canonical source are substrings of it)
+// instead of copying it first.
+func splitEnvelope(data []byte, prev *Mapping, e *envelope, owned bool) (rest []byte, m *Mapping, warnings []string, ok bool) {
+	var src string
+	if owned {
+		src = unsafe.String(unsafe.SliceData(data), len(data)) //nolint:gosec // data is never modified again (DecodeOwnedAfter's contract)
+	} else {
+		src = string(data)
+	}
+	sc := scanner{s: src, src: data, prev: prev}
 	sc.ws()
 	if !sc.consume('{') {
 		return nil, nil, nil, false
@@ -238,9 +249,9 @@ func (sc *scanner) skip(depth int) bool {
 // unmarshalFast is Snapshot.UnmarshalJSON without running encoding/json over
 // the config: ok is false when it declines (see splitEnvelope) or fails, and
 // the caller then decodes the long way, which decides and names the fault.
-func (s *Snapshot) unmarshalFast(data []byte, prev *Mapping) bool {
+func (s *Snapshot) unmarshalFast(data []byte, prev *Mapping, owned bool) bool {
 	var e envelope
-	rest, m, warnings, ok := splitEnvelope(data, prev, &e)
+	rest, m, warnings, ok := splitEnvelope(data, prev, &e, owned)
 	if !ok {
 		return false
 	}

@@ -1,6 +1,7 @@
 package betasync_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -67,24 +68,30 @@ var heldMappings = sync.OnceValue(func() []*betasync.Mapping {
 })
 
 // checkEnvelope is FuzzEnvelope's property: UnmarshalJSON, and DecodeAfter
-// after each of heldMappings, give what encoding/json and Parse give.
+// and DecodeOwnedAfter after each of heldMappings, give what encoding/json
+// and Parse give.
 func checkEnvelope(t *testing.T, data []byte) {
 	want, wantErr := betasync.UnmarshalSnapshotJSON(data)
 	for i, held := range append([]*betasync.Mapping{nil}, heldMappings()...) {
-		var got betasync.Snapshot
-		var err error
-		if i == 0 {
-			err = got.UnmarshalJSON(data)
-		} else {
-			err = got.DecodeAfter(data, held)
+		for _, owned := range []bool{false, true} {
+			var got betasync.Snapshot
+			var err error
+			switch {
+			case owned:
+				err = got.DecodeOwnedAfter(bytes.Clone(data), held)
+			case i == 0:
+				err = got.UnmarshalJSON(data)
+			default:
+				err = got.DecodeAfter(data, held)
+			}
+			if wantErr != nil {
+				require.Error(t, err)
+				require.Equal(t, wantErr.Error(), err.Error())
+				continue
+			}
+			require.NoError(t, err)
+			requireSameSnapshot(t, want, &got)
 		}
-		if wantErr != nil {
-			require.Error(t, err)
-			require.Equal(t, wantErr.Error(), err.Error())
-			continue
-		}
-		require.NoError(t, err)
-		requireSameSnapshot(t, want, &got)
 	}
 	{
 		if json.Valid(data) {

@@ -572,7 +572,7 @@ func (s *Subscriber) applyEvent(data []byte) {
 	// UnmarshalJSON's decode and checks (not json.Unmarshal, which would
 	// scan it once more first), sharing the sections that did not change
 	// since the version in use.
-	err = snap.DecodeAfter(data, cur.Mapping)
+	err = snap.DecodeOwnedAfter(data, cur.Mapping)
 	if err == nil && s.verifier != nil {
 		err = s.verifier.Verify(snap)
 	}

@@ -168,9 +168,11 @@ func microRows(t *table, doc []byte, repeat int) {
 		met:      "-",
 	})
 
-	// The same, as a subscriber decodes it (DecodeAfter): after the version
-	// it holds, which differs in the description only, as the propagation
-	// rows' versions do; the unchanged sections are shared, not decoded.
+	// The same, as a subscriber decodes it (DecodeOwnedAfter): after the
+	// version it holds, which differs in the description only, as the
+	// propagation rows' versions do; the unchanged sections are shared, not
+	// decoded, and the message's buffer is read in place (never modified
+	// here), not copied.
 	var edited map[string]any
 	if err := json.Unmarshal(doc, &edited); err != nil {
 		panic(err)
@@ -188,7 +190,7 @@ func microRows(t *table, doc []byte, repeat int) {
 				b.Fatal(err)
 			}
 			var got betasync.Snapshot
-			if err := got.DecodeAfter(event, held); err != nil {
+			if err := got.DecodeOwnedAfter(event, held); err != nil {
 				b.Fatal(err)
 			}
 		}
