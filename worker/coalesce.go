@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/betasync/betasync"
 )
@@ -11,11 +12,18 @@ import (
 // request joins the running reload while that one has not yet begun to
 // fetch, and otherwise the next one (which starts when the current ends),
 // instead of starting its own. So every caller gets a result whose fetch
-// began after it asked, and a burst of requests causes at most two fetches
-// (three when the burst outlasts two whole reloads).
+// began after it asked.
+//
+// A reload that queued behind another is held until the burst that queued
+// it is over (no request has joined it for settleQuiet, at most
+// settleMax), so that a burst of requests costs two fetches however many
+// whole reloads it outlasts, rather than one per reload that fits in it. A
+// lone reload, and the first of a burst, start at once.
 type coalescer struct {
 	run func(ctx context.Context) (betasync.ReloadResult, error)
-	wg  *sync.WaitGroup // the worker's; it waits for the runner goroutine
+	// quiet and hold override settleQuiet and settleMax (tests).
+	quiet, hold time.Duration
+	wg          *sync.WaitGroup // the worker's; it waits for the runner goroutine
 	// life cancels the reloads when it ends (the worker stops); nil: never.
 	life context.Context
 
@@ -25,8 +33,17 @@ type coalescer struct {
 	next    *flight
 }
 
+// settleQuiet and settleMax bound the hold of a reload that queued behind
+// another (see coalescer).
+const (
+	settleQuiet = 20 * time.Millisecond
+	settleMax   = 500 * time.Millisecond
+)
+
 type flight struct {
-	fetching bool // its fetch has begun: later requests wait for the next (c.mu)
+	fetching bool      // its fetch has begun: later requests wait for the next (c.mu)
+	queued   bool      // created while another reload ran: settle holds it
+	lastJoin time.Time // when the last request joined it (c.mu)
 	done     chan struct{}
 	ctx      context.Context // the first joiner's context, without its cancellation
 	res      betasync.ReloadResult
@@ -47,13 +64,14 @@ func (c *coalescer) do(ctx context.Context) (betasync.ReloadResult, error) {
 		f = cur
 	}
 	if f == nil {
-		f = &flight{done: make(chan struct{}), ctx: context.WithoutCancel(ctx)}
+		f = &flight{done: make(chan struct{}), ctx: context.WithoutCancel(ctx), queued: c.current != nil}
 		c.next = f
 		if !c.running {
 			c.running = true
 			c.wg.Go(c.loop)
 		}
 	}
+	f.lastJoin = time.Now()
 	c.mu.Unlock()
 	select {
 	case <-f.done:
@@ -74,6 +92,9 @@ func (c *coalescer) loop() {
 			return
 		}
 		c.mu.Unlock()
+		if f.queued {
+			c.settle(f) // requests still join it meanwhile: it is current and not fetching
+		}
 		ctx, cancel := context.WithCancel(context.WithValue(f.ctx, fetchingKey{}, func() {
 			c.mu.Lock()
 			f.fetching = true
@@ -91,6 +112,34 @@ func (c *coalescer) loop() {
 		c.current = nil // finished: nobody may join it any more
 		c.mu.Unlock()
 		close(f.done)
+	}
+}
+
+// settle waits until no request has joined f for the quiet time, or the
+// hold time has passed, or the worker stops.
+func (c *coalescer) settle(f *flight) {
+	quiet, hold := settleQuiet, settleMax
+	if c.quiet > 0 {
+		quiet, hold = c.quiet, c.hold
+	}
+	var stop <-chan struct{}
+	if c.life != nil {
+		stop = c.life.Done()
+	}
+	end := time.Now().Add(hold)
+	for {
+		c.mu.Lock()
+		wait := time.Until(f.lastJoin.Add(quiet))
+		c.mu.Unlock()
+		wait = min(wait, time.Until(end))
+		if wait <= 0 {
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-stop:
+			return
+		}
 	}
 }
 

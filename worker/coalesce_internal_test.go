@@ -65,3 +65,80 @@ func TestCoalescerJoinsUntilTheFetchBegins(t *testing.T) {
 	assert.Equal(t, uint64(2), <-third, "after the fetch began: the next reload")
 	assert.Equal(t, uint64(2), runs.Load())
 }
+
+// TestCoalescerSettlesABurst: requests keep arriving for 150 ms, past the
+// end of the reload they queued behind. The queued reload holds until the
+// burst is over (no request joined for the quiet time), so the whole burst
+// costs two reloads, not one per reload that fits in it; every request
+// after the first reload's fetch began gets the second.
+func TestCoalescerSettlesABurst(t *testing.T) {
+	var runs atomic.Uint64
+	release := make(chan struct{})
+	fetchingNow := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	c := coalescer{wg: &wg, quiet: 40 * time.Millisecond, hold: 10 * time.Second,
+		run: func(ctx context.Context) (betasync.ReloadResult, error) {
+			n := runs.Add(1)
+			fetching(ctx)
+			select {
+			case fetchingNow <- struct{}{}:
+			default:
+			}
+			if n == 1 {
+				<-release
+			}
+			return betasync.ReloadResult{Version: n}, nil
+		}}
+	t.Cleanup(wg.Wait)
+
+	var results sync.WaitGroup
+	versions := make(chan uint64, 100)
+	ask := func() {
+		results.Go(func() {
+			res, err := c.do(context.Background())
+			assert.NoError(t, err)
+			versions <- res.Version
+		})
+	}
+	ask()
+	<-fetchingNow // reload 1 fetches: everything from now on is for a later one
+	for i := range 30 {
+		if i == 6 {
+			close(release) // reload 1 ends early in the burst
+		}
+		ask()
+		time.Sleep(5 * time.Millisecond)
+	}
+	results.Wait()
+	close(versions)
+	counts := map[uint64]int{}
+	for v := range versions {
+		counts[v]++
+	}
+	assert.Equal(t, map[uint64]int{1: 1, 2: 30}, counts, "the burst after the first fetch shares the second reload")
+	assert.Equal(t, uint64(2), runs.Load())
+}
+
+// TestCoalescerSettleIsBounded: a stream that never pauses still gets a
+// reload within the hold time.
+func TestCoalescerSettleIsBounded(t *testing.T) {
+	var runs atomic.Uint64
+	var wg sync.WaitGroup
+	c := coalescer{wg: &wg, quiet: time.Second, hold: 30 * time.Millisecond,
+		run: func(ctx context.Context) (betasync.ReloadResult, error) {
+			fetching(ctx)
+			time.Sleep(10 * time.Millisecond)
+			return betasync.ReloadResult{Version: runs.Add(1)}, nil
+		}}
+	t.Cleanup(wg.Wait)
+	var results sync.WaitGroup
+	for range 60 { // 300 ms of requests, 5 ms apart, against a 1 s quiet time
+		results.Go(func() {
+			_, err := c.do(context.Background())
+			assert.NoError(t, err)
+		})
+		time.Sleep(5 * time.Millisecond)
+	}
+	results.Wait()
+	assert.GreaterOrEqual(t, runs.Load(), uint64(3), "held at most 30 ms each, the reloads follow one another during the stream")
+}
