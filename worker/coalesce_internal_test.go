@@ -76,7 +76,7 @@ func TestCoalescerSettlesABurst(t *testing.T) {
 	release := make(chan struct{})
 	fetchingNow := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	c := coalescer{wg: &wg, quiet: 40 * time.Millisecond, hold: 10 * time.Second,
+	c := coalescer{wg: &wg, quiet: 250 * time.Millisecond, hold: 10 * time.Second,
 		run: func(ctx context.Context) (betasync.ReloadResult, error) {
 			n := runs.Add(1)
 			fetching(ctx)
