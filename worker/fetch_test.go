@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -349,4 +350,58 @@ func TestReloadWithAStaleKnownVersion(t *testing.T) {
 	latest, err := stored.Store.Mappings.Latest(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, hashOf(t, docUpstream), latest.Hash())
+}
+
+// TestSpeculativeFetchNeverOverwritesANewerVersion: replica a's fetch runs
+// while it reads KV. Here a's KV read is held up (its connection paused)
+// until replica b, which reloaded after a's fetch began, has stored a newer
+// document; then a's fetch answers with the older one. KV no longer holds
+// the version a last saw, so a drops that answer and fetches again after
+// its read: the newer version stays, and a stores nothing.
+func TestSpeculativeFetchNeverOverwritesANewerVersion(t *testing.T) {
+	srv := natstest.Start(t)
+	p := newProxy(t, srv.Listen())
+	ctx := t.Context()
+	var held atomic.Bool // the next request is held until release, then answered with docUpstream
+	entered, release := make(chan struct{}), make(chan struct{})
+	current := docOther
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if held.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+			serve(docUpstream)(w, r)
+			return
+		}
+		serve(current)(w, r)
+	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce)
+	a := newWorker(t, connectVia(t, p.Addr()), worker.Config{ReplicaID: "a", URL: up.URL})
+	b := newWorker(t, connect(t, srv), worker.Config{ReplicaID: "b", URL: up.URL})
+
+	first, err := a.Reload(ctx) // a has seen version 1 (docOther)
+	require.NoError(t, err)
+	current = docSmall // what any later, unheld request gets: the newest document
+	held.Store(true)
+	p.Pause() // a's KV read waits
+	done := make(chan betasync.ReloadResult, 1)
+	go func() {
+		res, err := a.Reload(ctx)
+		assert.NoError(t, err)
+		done <- res
+	}()
+	<-entered // a's fetch has begun, and is held
+	stored, err := b.Reload(ctx)
+	require.NoError(t, err)
+	require.True(t, stored.Changed)
+	require.Greater(t, stored.Version, first.Version)
+	p.Resume()    // a's read returns b's version
+	releaseOnce() // a's fetch answers with the older document
+	res := <-done
+	assert.False(t, res.Changed, "a's older fetch is not stored over b's newer version")
+	assert.Equal(t, stored.Version, res.Version)
+	latest, err := connect(t, srv).Store.Mappings.Latest(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, hashOf(t, docSmall), latest.Hash())
+	assert.Equal(t, stored.Version, latest.Version)
 }

@@ -77,12 +77,13 @@ func (w *Worker) bootstrap(ctx context.Context) error {
 	// failure: each attempt is short.
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err := w.mappings.Latest(ctx)
+	latest, err := w.mappings.Latest(ctx)
 	var expected uint64
 	if corrupt, ok := errors.AsType[*kv.CorruptError](err); ok {
 		w.log.Warn("the stored mapping is not valid; storing the local mapping over it", "version", corrupt.Revision, "err", err)
 		expected = corrupt.Revision
 	} else if err == nil {
+		w.known.Store(latest)
 		return nil
 	} else if betasync.ErrorCode(err) != betasync.ENOTFOUND {
 		return err
@@ -103,6 +104,7 @@ func (w *Worker) bootstrap(ctx context.Context) error {
 		return err
 	}
 	snap.Version = rev
+	w.known.Store(snap)
 	w.log.Info("stored the first mapping version", "version", rev, "source", snap.Source)
 	if err := w.announce(ctx, snap); err != nil {
 		w.log.Warn("announcing the first version failed; pods will read it from KV", "err", err)

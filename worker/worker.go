@@ -269,33 +269,7 @@ func (w *Worker) refresh(ctx context.Context, trigger string) (res betasync.Relo
 	}
 	defer release()
 	start := w.now()
-	// The fetch does not wait for the KV read: it sends the validators of
-	// the version this replica last read or stored, and a "not modified"
-	// counts only if they are those of the version the read returns;
-	// otherwise it fetches again with the right ones.
-	known := w.known.Load()
-	type fetched struct {
-		snap *betasync.Snapshot
-		err  error
-	}
-	got := make(chan fetched, 1)
-	fctx, cancelFetch := context.WithCancel(ctx)
-	defer cancelFetch()
-	go func() {
-		snap, err := w.load(fctx, known)
-		got <- fetched{snap, err}
-	}()
-	latest, expected, err := w.stored(ctx)
-	if err != nil {
-		cancelFetch()
-		<-got
-		return res, err
-	}
-	f := <-got
-	snap, err := f.snap, f.err
-	if err == nil && snap == nil && w.validators(known) != w.validators(latest) {
-		snap, err = w.load(ctx, latest)
-	}
+	snap, latest, expected, err := w.fetchBesideRead(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -402,6 +376,50 @@ func (w *Worker) load(ctx context.Context, latest *betasync.Snapshot) (*betasync
 	snap := betasync.NewSnapshot(m, betasync.SourceRemote, w.now())
 	snap.URL, snap.ETag, snap.LastModified = w.cfg.URL, f.etag, f.lastModified
 	return snap, nil
+}
+
+// fetchBesideRead reads the stored version and fetches. When this replica
+// has seen a version before, the fetch does not wait for the KV read: it
+// sends the validators of the version last seen, and its answer is used
+// only if the read returns that same version. Then nothing was stored
+// between the start of the fetch and the read (KV would have returned it),
+// and anything stored after the read makes the compare-and-swap fail, as
+// when the fetch follows the read. When KV holds another version (another
+// replica stored one, possibly after this fetch began), the answer is
+// dropped and the fetch runs again after the read, so that a version
+// stored meanwhile is never overwritten by an older fetch.
+func (w *Worker) fetchBesideRead(ctx context.Context) (snap, latest *betasync.Snapshot, expected uint64, err error) {
+	known := w.known.Load()
+	if known == nil {
+		if latest, expected, err = w.stored(ctx); err != nil {
+			return nil, nil, 0, err
+		}
+		snap, err = w.load(ctx, latest)
+		return snap, latest, expected, err
+	}
+	type fetched struct {
+		snap *betasync.Snapshot
+		err  error
+	}
+	got := make(chan fetched, 1)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		snap, err := w.load(fctx, known)
+		got <- fetched{snap, err}
+	}()
+	latest, expected, err = w.stored(ctx)
+	if err != nil {
+		cancel()
+		<-got
+		return nil, nil, 0, err
+	}
+	f := <-got
+	if latest == nil || latest.Version != known.Version || latest.Hash() != known.Hash() || w.validators(latest) != w.validators(known) {
+		snap, err = w.load(ctx, latest)
+		return snap, latest, expected, err
+	}
+	return f.snap, latest, expected, f.err
 }
 
 // validators are what a conditional fetch sends for latest: its ETag and
