@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,21 +24,14 @@ var goldenDoc = []byte(`{"description": "golden", "provider_aliases": {"bedrock_
 // TestAnnounceGolden pins the bytes of a config.updated event: pods in
 // other languages and the nats CLI read them.
 func TestAnnounceGolden(t *testing.T) {
-	srv := natstest.Start(t)
-	pub, subConn := srv.Connect(t), srv.Connect(t)
-	sub, err := subConn.SubscribeSync(publisher.SubjectConfigUpdated)
-	require.NoError(t, err)
-	require.NoError(t, subConn.Flush())
-
 	m, err := betasync.Parse(goldenDoc)
 	require.NoError(t, err)
 	env := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
 	env.Version, env.URL, env.ETag, env.LastModified = 7, "https://example.test/m.json", `"e1"`, "Sun, 01 Mar 2026 11:00:00 GMT"
-	require.NoError(t, publisher.Announce(t.Context(), pub, env))
-
-	msg, err := sub.NextMsg(10 * time.Second)
-	require.NoError(t, err)
-	golden.Assert(t, "../testdata/golden/config_updated.json", msg.Data)
+	data := received(t, publisher.SubjectConfigUpdated, func(pub *nats.Conn) error {
+		return publisher.Announce(t.Context(), pub, env)
+	})
+	golden.Assert(t, "../testdata/golden/config_updated.json", data)
 }
 
 // TestAnnounceSignedGolden pins a signed version's event: the signer and
@@ -50,23 +44,18 @@ func TestAnnounceSignedGolden(t *testing.T) {
 	signer, err := betasync.NewSigner(string(seed))
 	require.NoError(t, err)
 
-	srv := natstest.Start(t)
-	pub, subConn := srv.Connect(t), srv.Connect(t)
-	sub, err := subConn.SubscribeSync(publisher.SubjectConfigUpdated)
-	require.NoError(t, err)
-	require.NoError(t, subConn.Flush())
 	m, err := betasync.Parse(goldenDoc)
 	require.NoError(t, err)
 	env := betasync.NewSnapshot(m, betasync.SourceRemote, time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
 	env.Version = 7
 	require.NoError(t, signer.Sign(env))
-	require.NoError(t, publisher.Announce(t.Context(), pub, env))
-	msg, err := sub.NextMsg(10 * time.Second)
-	require.NoError(t, err)
-	golden.Assert(t, "../testdata/golden/config_updated_signed.json", msg.Data)
+	data := received(t, publisher.SubjectConfigUpdated, func(pub *nats.Conn) error {
+		return publisher.Announce(t.Context(), pub, env)
+	})
+	golden.Assert(t, "../testdata/golden/config_updated_signed.json", data)
 
 	var back betasync.Snapshot
-	require.NoError(t, json.Unmarshal(msg.Data, &back))
+	require.NoError(t, json.Unmarshal(data, &back))
 	v, err := betasync.NewVerifier(signer.PublicKey())
 	require.NoError(t, err)
 	assert.NoError(t, v.Verify(&back))
@@ -74,15 +63,25 @@ func TestAnnounceSignedGolden(t *testing.T) {
 
 // TestBeaconGolden pins the bytes of a config.current beacon.
 func TestBeaconGolden(t *testing.T) {
-	srv := natstest.Start(t)
-	pub, subConn := srv.Connect(t), srv.Connect(t)
-	sub, err := subConn.SubscribeSync(publisher.SubjectConfigCurrent)
-	require.NoError(t, err)
-	require.NoError(t, subConn.Flush())
 	m, err := betasync.Parse(goldenDoc)
 	require.NoError(t, err)
-	require.NoError(t, publisher.PublishBeacon(pub, 7, m.Hash()))
+	data := received(t, publisher.SubjectConfigCurrent, func(pub *nats.Conn) error {
+		return publisher.PublishBeacon(pub, 7, m.Hash())
+	})
+	golden.Assert(t, "../testdata/golden/config_current.json", data)
+}
+
+// received returns the bytes a subscriber to subject receives when publish
+// runs on another connection of a real server.
+func received(t *testing.T, subject string, publish func(pub *nats.Conn) error) []byte {
+	t.Helper()
+	srv := natstest.Start(t)
+	pub, subConn := srv.Connect(t), srv.Connect(t)
+	sub, err := subConn.SubscribeSync(subject)
+	require.NoError(t, err)
+	require.NoError(t, subConn.Flush())
+	require.NoError(t, publish(pub))
 	msg, err := sub.NextMsg(10 * time.Second)
 	require.NoError(t, err)
-	golden.Assert(t, "../testdata/golden/config_current.json", msg.Data)
+	return msg.Data
 }
